@@ -1,0 +1,161 @@
+"""One switch sizes every notebook: COURSE_PROFILE = ci | cpu | gpu.
+
+- ci:  what tests and nbval run — the whole course in <= 15 min on 2 CPU cores.
+- cpu: meaningful results on a laptop CPU in <= 20 min per notebook.
+- gpu: the real thing on a CUDA GPU (default when CUDA is present).
+
+Each notebook asks for its own section (`get_profile().pretrain`) and prints it. Sizes are
+frozen dataclasses with a reason next to each number; nothing else in the course hard-codes a size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+PROFILE_NAMES = ("ci", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class SetupSizes:
+    """Notebook 00."""
+
+    matmul_size: int = 1024  # big enough to reach a CPU's sustained FLOP/s, small enough for 1 s
+    matmul_seconds: float = 1.0  # time spent measuring each dtype
+
+
+@dataclass(frozen=True)
+class TokenizerSizes:
+    """Notebook 01."""
+
+    train_chars: int = 200_000  # review text the tokenizer learns from
+    vocab_size: int = 1024  # the course tokenizer (also used by the tiny GPT)
+    vocab_ladder: tuple[int, ...] = (300, 512, 1024)  # for the compression-vs-vocabulary curve
+    compare_reviews: int = 200  # reviews tokenized by every tokenizer in the comparison
+
+
+@dataclass(frozen=True)
+class PretrainSizes:
+    """Notebooks 02-03: the tiny GPT and its pretraining."""
+
+    n_layer: int = 2
+    n_head: int = 2
+    n_embd: int = 64
+    block_size: int = 64  # context length in tokens
+    batch_size: int = 8
+    max_steps: int = 60
+    learning_rate: float = 3e-3  # tiny models tolerate a high rate
+    eval_interval: int = 20
+    train_chars: int = 300_000  # review text used for pretraining
+
+
+@dataclass(frozen=True)
+class InstructSizes:
+    """Notebooks 04-05: the pretrained model and LoRA instruction-tuning."""
+
+    eval_reviews: int = 20  # held-out reviews scored before/after
+    train_sentiment: int = 32  # sentiment instructions in the tuning set
+    max_length: int = 256  # tokens per packed row
+    batch_size: int = 4
+    max_steps: int = 10
+    learning_rate: float = 2e-3
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+
+
+@dataclass(frozen=True)
+class CompareSizes:
+    """Notebook 06: train vs instruct."""
+
+    n_ladder: tuple[int, ...] = (16, 64)  # labelled examples per run
+    test_reviews: int = 40
+    label_noise: tuple[float, ...] = (0.0, 0.2, 0.4)
+    steps_per_run: int = 8
+
+
+@dataclass(frozen=True)
+class DeploySizes:
+    """Notebook 07: latency and privacy."""
+
+    latency_tokens: int = 32  # new tokens per latency measurement
+    latency_repeats: int = 2
+    canary_repeats: int = 8  # copies of the planted secret in the tuning data
+    canary_steps: int = 10
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    setup: SetupSizes = field(default_factory=SetupSizes)
+    tokenizer: TokenizerSizes = field(default_factory=TokenizerSizes)
+    pretrain: PretrainSizes = field(default_factory=PretrainSizes)
+    instruct: InstructSizes = field(default_factory=InstructSizes)
+    compare: CompareSizes = field(default_factory=CompareSizes)
+    deploy: DeploySizes = field(default_factory=DeploySizes)
+
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile("ci"),
+    "cpu": Profile(
+        "cpu",
+        setup=SetupSizes(matmul_size=2048, matmul_seconds=2.0),
+        tokenizer=TokenizerSizes(
+            train_chars=2_000_000, vocab_size=2048, vocab_ladder=(300, 512, 1024, 2048, 4096),
+            compare_reviews=1000,
+        ),
+        pretrain=PretrainSizes(
+            n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_steps=1500,
+            learning_rate=1e-3, eval_interval=100, train_chars=10_000_000,
+        ),
+        instruct=InstructSizes(
+            eval_reviews=200, train_sentiment=256, max_length=256, batch_size=8, max_steps=150,
+            learning_rate=1e-3,
+        ),
+        compare=CompareSizes(n_ladder=(16, 64, 256, 1024), test_reviews=200, steps_per_run=60),
+        deploy=DeploySizes(latency_tokens=128, latency_repeats=3, canary_repeats=16, canary_steps=80),
+    ),
+    "gpu": Profile(
+        "gpu",
+        setup=SetupSizes(matmul_size=8192, matmul_seconds=2.0),
+        tokenizer=TokenizerSizes(
+            train_chars=5_000_000, vocab_size=4096, vocab_ladder=(300, 1024, 2048, 4096, 8192),
+            compare_reviews=2000,
+        ),
+        pretrain=PretrainSizes(
+            n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, max_steps=5000,
+            learning_rate=6e-4, eval_interval=250, train_chars=40_000_000,
+        ),
+        instruct=InstructSizes(
+            eval_reviews=1000, train_sentiment=2000, max_length=512, batch_size=16, max_steps=600,
+            learning_rate=5e-4, lora_r=16, lora_alpha=32,
+        ),
+        compare=CompareSizes(
+            n_ladder=(16, 64, 256, 1024, 4096), test_reviews=1000, steps_per_run=300,
+        ),
+        deploy=DeploySizes(latency_tokens=256, latency_repeats=5, canary_repeats=16, canary_steps=200),
+    ),
+}
+
+
+def default_profile_name() -> str:
+    """`gpu` when CUDA is present, otherwise `cpu` (imports torch only to ask)."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named by `name`, else $COURSE_PROFILE, else the default for this machine.
+
+    >>> get_profile("ci").pretrain.n_layer
+    2
+    """
+    chosen = name if name is not None else os.environ.get("COURSE_PROFILE") or default_profile_name()
+    key = chosen.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"unknown course profile {chosen!r}: COURSE_PROFILE must be one of {', '.join(PROFILE_NAMES)} "
+            "(e.g. `export COURSE_PROFILE=cpu`, or unset it to get the default for this machine)"
+        )
+    return PROFILES[key]
