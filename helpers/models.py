@@ -14,6 +14,7 @@ downloading — a hub id is handed to transformers as-is, which works only for o
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -322,10 +323,18 @@ def load_model(
         if not _manifest_ok(folder, spec):
             ensure_cached(spec.name)
             source = "gguf (first load, cached now)"
-        _verify_cache(folder)
-        with quiet_loading():
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        # Hash the cache in a thread while transformers reads it (hashlib releases the GIL); nothing
+        # is returned unless the hashes match. Reading safetensors runs no code, so this is safe.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            verified = pool.submit(_verify_cache, folder)
+            try:
+                with quiet_loading():
+                    tokenizer = AutoTokenizer.from_pretrained(folder)
+                    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+            except Exception:
+                verified.result()  # a corrupted cache explains a failed load better than the load error
+                raise
+            verified.result()  # raises HashMismatchError on a corrupted or changed cache
     if device is not None:
         model = model.to(device)
     model.eval()
