@@ -192,18 +192,18 @@ class EnergyMeter:
                 return
 
     def __enter__(self) -> EnergyMeter:
+        self._start = time.perf_counter()  # before the first reading, so seconds covers every sample
         self._source, why = self._open_source()
         if why:
             self.method = why
         else:
             self._thread = threading.Thread(target=self._loop, name="EnergyMeter", daemon=True)
             self._thread.start()
-        self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.seconds = time.perf_counter() - self._start
         if self._source is None:
+            self.seconds = time.perf_counter() - self._start
             return
         self._stop.set()
         self._thread.join()
@@ -214,6 +214,7 @@ class EnergyMeter:
         except Exception as err:  # noqa: BLE001
             self.kwh, self.method = None, f"unavailable: reading the counter failed at the end ({err})"
         finally:
+            self.seconds = time.perf_counter() - self._start  # after the last reading: covers every sample
             if hasattr(self._source, "close"):
                 self._source.close()
 
@@ -223,9 +224,7 @@ class EnergyMeter:
 
     def __repr__(self) -> str:
         kwh = "None" if self.kwh is None else f"{self.kwh:.3g}"
-        return (
-            f"EnergyMeter(device={self.device!r}, kwh={kwh}, seconds={self.seconds:.3g}, method={self.method!r})"
-        )
+        return f"EnergyMeter({self.device!r}, kwh={kwh}, seconds={self.seconds:.3g}, method={self.method!r})"
 
 
 def probe(device: str = "cpu", rapl_root: str = RAPL_ROOT) -> str:

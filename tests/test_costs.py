@@ -1,0 +1,405 @@
+"""helpers.costs + helpers.assumptions: FLOPs vs torch's counter, money on hand-checked inputs, the ledger.
+
+Run:  .venv/bin/python -m pytest tests/test_costs.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from helpers.assumptions import DEFAULT_ASSUMPTIONS, Assumption, Assumptions
+from helpers.costs import (
+    EmptyLedgerError,
+    Ledger,
+    attach_energy,
+    compare,
+    full_training_flops,
+    inference_flops,
+    inherited_pretraining_flops,
+    lora_training_flops,
+    matmul_params,
+    pretraining_estimate,
+    pretraining_table,
+    reference_machines,
+    run_cost,
+)
+from helpers.models import REGISTRY
+from helpers.records import RunRecord
+
+matplotlib.use("Agg")
+
+# The counter counts matmul FLOPs (2·m·n·k per mm/addmm) and nothing else, exactly like our formulas:
+# biases, activations and bias gradients are element-wise and counted by neither. So we expect equality
+# up to float rounding of large products.
+REL_TOL = 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs against torch.utils.flop_counter
+# ---------------------------------------------------------------------------------------------
+def mlp(widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(widths, widths[1:], strict=False):
+        layers += [nn.Linear(a, b), nn.GELU()]
+    return nn.Sequential(*layers[:-1])
+
+
+class HandLoRALinear(nn.Module):
+    """y = W x + B A x · scale, W frozen; A, B trainable (B starts at zero, as in the LoRA paper)."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float = 16):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.A = nn.Linear(base.in_features, r, bias=False)
+        self.B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.zeros_(self.B.weight)
+        self.scale = alpha / r
+
+    def forward(self, x):  # x: (B, T, C_in) -> (B, T, C_out)
+        return self.base(x) + self.B(self.A(x)) * self.scale
+
+
+def hand_lora(model: nn.Sequential, r: int) -> nn.Sequential:
+    return nn.Sequential(*[HandLoRALinear(m, r) if isinstance(m, nn.Linear) else m for m in model])
+
+
+def peft_lora(model: nn.Sequential, r: int) -> nn.Module:
+    peft = pytest.importorskip("peft")
+    targets = [str(i) for i, m in enumerate(model) if isinstance(m, nn.Linear)]
+    config = peft.LoraConfig(r=r, lora_alpha=16, target_modules=targets, lora_dropout=0.0)
+    return peft.get_peft_model(model, config)
+
+
+def counted_training_flops(model: nn.Module, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        model(x).float().pow(2).mean().backward()
+    return counter.get_total_flops()
+
+
+WIDTHS = [[16, 32, 16], [24, 48, 48, 8]]
+SHAPES = [(2, 5), (3, 7)]  # (batch, time): tokens = B·T
+
+
+@pytest.mark.parametrize("widths", WIDTHS)
+@pytest.mark.parametrize("bt", SHAPES)
+def test_full_training_flops_match_counter(widths, bt):
+    torch.manual_seed(0)
+    model = mlp(widths)
+    x = torch.randn(*bt, widths[0], requires_grad=True)  # as if earlier layers needed gradients
+    tokens = bt[0] * bt[1]
+    assert counted_training_flops(model, x) == pytest.approx(
+        full_training_flops(matmul_params(model), tokens), rel=REL_TOL
+    )
+
+
+def test_first_layer_input_gradient_is_skipped_when_input_is_frozen():
+    # Subtle: with a frozen input (an embedding output without grad) autograd skips dL/dx of layer 0.
+    model, tokens = mlp([16, 32, 16]), 10
+    x = torch.randn(2, 5, 16)
+    first = model[0].weight.numel()
+    expected = full_training_flops(matmul_params(model), tokens) - 2 * first * tokens
+    assert counted_training_flops(model, x) == pytest.approx(expected, rel=REL_TOL)
+
+
+@pytest.mark.parametrize("wrap", [hand_lora, peft_lora], ids=["hand", "peft"])
+@pytest.mark.parametrize("widths", WIDTHS)
+def test_lora_training_flops_match_counter(wrap, widths):
+    torch.manual_seed(0)
+    model = wrap(mlp(widths), r=4)
+    frozen, trainable = matmul_params(model, trainable=False), matmul_params(model, trainable=True)
+    assert trainable == sum(4 * (a + b) for a, b in zip(widths, widths[1:], strict=False))
+    x = torch.randn(2, 5, widths[0], requires_grad=True)
+    counted = counted_training_flops(model, x)
+    assert counted == pytest.approx(lora_training_flops(frozen, trainable, 10), rel=REL_TOL)
+    # and it is clearly less than full training of the same weights (4N vs 6N)
+    assert counted < full_training_flops(frozen + trainable, 10)
+
+
+def test_inference_flops_match_counter():
+    model = mlp([16, 32, 16])
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.randn(3, 4, 16))
+    assert counter.get_total_flops() == inference_flops(matmul_params(model), 12)
+
+
+def test_flops_formulas_hand_examples():
+    assert full_training_flops(1e6, 1e3) == 6e9
+    assert lora_training_flops(1e6, 1e3, 1e3) == pytest.approx(4.006e9)
+    assert inference_flops(1e6, 10) == 2e7
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])
+def test_flops_reject_bad_counts(bad):
+    with pytest.raises(ValueError, match="n_params"):
+        full_training_flops(bad, 10)
+
+
+def test_inherited_pretraining_flops_states_its_source():
+    spec = REGISTRY["smollm2-135m-instruct"]
+    flops, source = inherited_pretraining_flops(spec)
+    assert flops == 6 * 134_515_008 * 2e12
+    assert "model card" in source and "2e+12" in source
+
+
+# ---------------------------------------------------------------------------------------------
+# Assumptions
+# ---------------------------------------------------------------------------------------------
+def test_every_assumption_has_unit_source_and_date():
+    table = DEFAULT_ASSUMPTIONS.table()
+    assert len(table) > 20
+    for col in ("unit", "source", "date"):
+        assert (table[col].str.len() > 0).all(), col
+    assert (table["value"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    "field", ["energy_price", "api_input_per_m", "api_output_per_m", "amortisation_years"]
+)
+@pytest.mark.parametrize("bad", [0, -0.1, float("nan")])
+def test_bad_prices_name_the_field(field, bad):
+    with pytest.raises(ValueError, match=field):
+        DEFAULT_ASSUMPTIONS.edit(**{field: bad})
+
+
+def test_utilisation_above_one_is_refused():
+    with pytest.raises(ValueError, match="utilisation"):
+        DEFAULT_ASSUMPTIONS.edit(utilisation=1.5)
+
+
+def test_bad_device_power_names_the_device():
+    with pytest.raises(ValueError, match=r"devices\['mine'\]\.power_w"):
+        DEFAULT_ASSUMPTIONS.with_device("mine", power_w=-5, hardware_price=1000)
+
+
+def test_unknown_device_lists_the_known_ones():
+    with pytest.raises(KeyError, match="cpu-laptop"):
+        DEFAULT_ASSUMPTIONS.device("toaster")
+    with pytest.raises(ValueError, match="needs power_w and hardware_price"):
+        DEFAULT_ASSUMPTIONS.with_device("toaster", power_w=10)
+
+
+def test_edit_returns_a_copy_and_labels_the_change():
+    edited = DEFAULT_ASSUMPTIONS.edit(energy_price=0.35)
+    assert edited.energy_price.value == 0.35 and "edited" in edited.energy_price.source
+    assert DEFAULT_ASSUMPTIONS.energy_price.value != 0.35
+    own = Assumption(0.2, "EUR/kWh", "my contract", "2025-01")
+    assert DEFAULT_ASSUMPTIONS.edit(energy_price=own).energy_price is own
+    with pytest.raises(KeyError, match="unknown assumption"):
+        DEFAULT_ASSUMPTIONS.edit(electricity=0.3)
+
+
+def test_usd_is_converted_with_the_stated_rate():
+    a = DEFAULT_ASSUMPTIONS.edit(usd_per_eur=2.0)
+    assert a.eur(Assumption(10, "USD/h", "x", "y")) == 5.0
+    assert a.eur(Assumption(10, "EUR/h", "x", "y")) == 10.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Money of one run
+# ---------------------------------------------------------------------------------------------
+def make_record(name="run", seconds=3600.0, test_set="test-40", accuracy=0.8, **kw) -> RunRecord:
+    base = dict(
+        name=name,
+        route="scratch",
+        device="cpu",
+        precision="fp32",
+        steps=10,
+        wall_seconds=seconds,
+        tokens=1000,
+        flops=6e9,
+        flops_method="6ND",
+        achieved_flops_per_s=6e9 / seconds,
+        peak_flops_per_s=1e11,
+        mfu=0.01,
+        peak_memory_bytes=10**8,
+        trainable_params=10**6,
+        total_params=10**6,
+        metrics={"accuracy": accuracy},
+        test_set=test_set,
+    )
+    base.update(kw)
+    return RunRecord(**base)
+
+
+@pytest.fixture
+def simple() -> Assumptions:
+    """Round numbers: 100 W, 0.5 EUR/kWh, 8760 EUR over 1 year at 100% use = 1 EUR/h, cloud 2 EUR/h."""
+    a = DEFAULT_ASSUMPTIONS.edit(energy_price=0.5, amortisation_years=1, utilisation=1.0)
+    return a.with_device("box", power_w=100, hardware_price=8760, cloud_per_hour=2.0)
+
+
+def test_run_cost_hand_checked(simple):
+    c = run_cost(make_record(seconds=3600), simple, "box")
+    assert c.kwh == pytest.approx(0.1) and c.kwh_method.startswith("estimated")
+    assert c.energy_eur == pytest.approx(0.05)
+    assert c.hardware_eur == pytest.approx(1.0)
+    assert c.cloud_eur == pytest.approx(2.0)
+    assert c.total_eur == pytest.approx(1.05)
+
+
+def test_run_cost_uses_measured_energy_when_present(simple):
+    record = make_record(energy_kwh=0.3, energy_method="measured: RAPL")
+    c = run_cost(record, simple, "box")
+    assert c.kwh == 0.3 and c.kwh_method == "measured: RAPL" and c.energy_eur == pytest.approx(0.15)
+
+
+class FakeMeter:
+    def __init__(self, kwh, method):
+        self.kwh, self.method = kwh, method
+
+
+def test_attach_energy_measured_or_estimated(simple):
+    measured = attach_energy(make_record(), FakeMeter(0.2, "measured: NVML"), simple, "box")
+    assert (measured.energy_kwh, measured.energy_method) == (0.2, "measured: NVML")
+    estimated = attach_energy(make_record(), FakeMeter(None, "unavailable: no RAPL"), simple, "box")
+    assert estimated.energy_kwh == pytest.approx(0.1)
+    assert estimated.energy_method.startswith("estimated: 100 W") and "no RAPL" in estimated.energy_method
+
+
+def test_device_without_cloud_price_gives_none():
+    c = run_cost(make_record(), DEFAULT_ASSUMPTIONS, "gpu-rtx4090")
+    assert c.cloud_eur is None and c.total_eur > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Extrapolation
+# ---------------------------------------------------------------------------------------------
+def test_pretraining_estimate_hand_checked():
+    e = pretraining_estimate(
+        1e6,
+        1e6,
+        flops_per_s=6e12,
+        utilisation=0.5,
+        power_w=3600,
+        price_eur_per_kwh=2.0,
+        cloud_eur_per_hour=3600.0,
+    )
+    assert e.flops == 6e12
+    assert e.hours == pytest.approx(2 / 3600)  # 6e12 / (6e12 · 0.5) = 2 s
+    assert e.kwh == pytest.approx(0.002) and e.energy_eur == pytest.approx(0.004)
+    assert e.cloud_eur == pytest.approx(2.0)
+
+
+def test_pretraining_default_tokens_is_chinchilla():
+    e = pretraining_estimate(1e6, flops_per_s=1e12, utilisation=1, power_w=1, price_eur_per_kwh=1)
+    assert e.tokens == 20e6
+
+
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        ({"utilisation": 0}, "utilisation"),
+        ({"utilisation": 1.2}, "utilisation"),
+        ({"power_w": -1}, "power_w"),
+        ({"price_eur_per_kwh": 0}, "price_eur_per_kwh"),
+    ],
+)
+def test_pretraining_estimate_bad_inputs(kw, field):
+    args = dict(flops_per_s=1e12, utilisation=0.5, power_w=100, price_eur_per_kwh=0.3) | kw
+    with pytest.raises(ValueError, match=field):
+        pretraining_estimate(1e6, **args)
+
+
+def test_pretraining_table_one_row_per_size_and_machine():
+    machines = reference_machines(measured_flops_per_s=1e11, measured_mfu=0.2)
+    assert [m.mfu for m in machines] == [0.2, 0.4, 0.4]
+    table = pretraining_table([1e8, 1e9], machines)
+    assert len(table) == 6
+    # 10x the parameters at 20 tokens/param = 100x the compute
+    cpu = table[table.machine == "this machine (measured)"]
+    assert cpu.device_hours.iloc[1] / cpu.device_hours.iloc[0] == pytest.approx(100)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger
+# ---------------------------------------------------------------------------------------------
+def test_ledger_round_trip_is_exact(tmp_path):
+    ledger = Ledger([make_record("a"), make_record("b", seconds=10, val_losses=[(1, 2.5)], extra={"n": 16})])
+    path = ledger.save(tmp_path / "sub" / "ledger.json")
+    loaded = Ledger.load(path)
+    assert [r.to_dict() for r in loaded] == [r.to_dict() for r in ledger]
+    assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temp file left behind
+    assert json.loads(path.read_text())["format"] == 1
+
+
+def test_ledger_save_keeps_the_old_file_if_writing_fails(tmp_path, monkeypatch):
+    path = Ledger([make_record("old")]).save(tmp_path / "ledger.json")
+    bad = Ledger([make_record("new", extra={"oops": object()})])  # not JSON-serialisable
+    with pytest.raises(TypeError):
+        bad.save(path)
+    assert [r.name for r in Ledger.load(path)] == ["old"]
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_ledger_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Ledger()"):
+        Ledger.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a ledger"):
+        Ledger.load(tmp_path / "bad.json")
+
+
+def test_ledger_table_and_plot(simple):
+    ledger = Ledger()
+    ledger.add(make_record("a", seconds=3600))
+    ledger.add(make_record("b", seconds=1800, energy_kwh=0.01, energy_method="measured: RAPL"))
+    table = ledger.table(simple, "box")
+    for col in (
+        "seconds",
+        "tokens",
+        "flops",
+        "mfu",
+        "kwh",
+        "energy_eur",
+        "hardware_eur",
+        "cloud_eur",
+        "total_eur",
+        "accuracy",
+    ):
+        assert col in table.columns
+    assert list(table.kwh_method) == ["estimated", "measured"]
+    assert table.loc["a", "total_eur"] == pytest.approx(1.05)
+    fig = ledger.plot(simple, "box")
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 4
+
+
+@pytest.mark.parametrize("action", ["table", "plot", "compare"])
+def test_empty_ledger_is_a_clear_error(action):
+    call = {
+        "table": lambda l: l.table(),
+        "plot": lambda l: l.plot(),
+        "compare": lambda l: l.compare("accuracy"),
+    }
+    with pytest.raises(EmptyLedgerError, match="ledger.add"):
+        call[action](Ledger())
+
+
+def test_compare_refuses_different_test_sets():
+    a, b = make_record("a", test_set="test-40"), make_record("b", test_set="test-200")
+    with pytest.raises(ValueError, match="test-40") as err:
+        compare([a, b], "accuracy")
+    assert "test-200" in str(err.value)
+    same = compare([a, make_record("c", accuracy=0.9)], "accuracy")
+    assert list(same.accuracy) == [0.8, 0.9]
+    with pytest.raises(KeyError, match="f1"):
+        compare([a], "f1")
+
+
+def test_ledger_add_rejects_non_records():
+    with pytest.raises(TypeError, match="RunRecord"):
+        Ledger().add({"name": "x"})
+
+
+def test_amortisation_formula_matches_the_docstring():
+    a = DEFAULT_ASSUMPTIONS
+    c = run_cost(make_record(seconds=7200), a, "cpu-laptop")
+    per_hour = 1200 / (a.amortisation_years.value * 8760 * a.utilisation.value)
+    assert c.hardware_eur == pytest.approx(2 * per_hour)
+    assert math.isclose(c.kwh, 28 * 7200 / 3.6e6)
