@@ -43,8 +43,10 @@ class TokenBatches:
     ) -> None:
         tokens = torch.as_tensor(tokens)
         if tokens.dim() != 1:
-            raise ValueError(f"tokens must be a 1-D tensor of token ids, got shape {tuple(tokens.shape)}: "
-                             "flatten the corpus into one stream (e.g. torch.cat of encoded documents)")
+            raise ValueError(
+                f"tokens must be a 1-D tensor of token ids, got shape {tuple(tokens.shape)}: "
+                "flatten the corpus into one stream (e.g. torch.cat of encoded documents)"
+            )
         if batch_size < 1 or block_size < 1:
             raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
         if len(tokens) < block_size + 1:
@@ -88,7 +90,8 @@ class TokenBatches:
         offsets = starts[:, None] + torch.arange(T + 1)  # (B, T+1)
         window = self.tokens[offsets]  # (B, T+1)
         self.batches_drawn += 1
-        return {"input_ids": window[:, :-1], "labels": window[:, 1:]}  # (B, T) each
+        # subtle: copies, not views of one window, so masking labels in place cannot change the inputs
+        return {"input_ids": window[:, :-1].contiguous(), "labels": window[:, 1:].contiguous()}  # (B, T) each
 
     def shard(self, rank: int, world_size: int) -> TokenBatches:
         """The same stream for process `rank` of `world_size` (same seed, its slice of each global batch)."""
@@ -114,22 +117,30 @@ class ListBatches:
     """
 
     def __init__(
-        self, batches: list[dict[str, torch.Tensor]], shuffle: bool = False, seed: int = 0,
-        rank: int = 0, world_size: int = 1,
+        self,
+        batches: list[dict[str, torch.Tensor]],
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if len(batches) == 0:
             raise ValueError("ListBatches got no batches: build at least one batch dict")
         for i, batch in enumerate(batches):
             if "input_ids" not in batch or "labels" not in batch:
-                raise ValueError(f"batch {i} has keys {sorted(batch)}: each batch needs 'input_ids' and 'labels'")
+                raise ValueError(
+                    f"batch {i} has keys {sorted(batch)}: each batch needs 'input_ids' and 'labels'"
+                )
             if batch["input_ids"].shape != batch["labels"].shape or batch["input_ids"].dim() != 2:
                 raise ValueError(
                     f"batch {i}: input_ids {tuple(batch['input_ids'].shape)} and labels "
                     f"{tuple(batch['labels'].shape)} must both be [B, T]"
                 )
             if batch["input_ids"].shape[0] % world_size:
-                raise ValueError(f"batch {i} has {batch['input_ids'].shape[0]} rows, which {world_size} processes "
-                                 "cannot split evenly: make the batch size a multiple of the process count")
+                raise ValueError(
+                    f"batch {i} has {batch['input_ids'].shape[0]} rows, which {world_size} processes "
+                    "cannot split evenly: make the batch size a multiple of the process count"
+                )
         self.batches = batches
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world_size = rank, world_size

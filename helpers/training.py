@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
 import random
@@ -37,15 +36,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from helpers.batches import IGNORE_INDEX
 from helpers.device import measure_matmul_flops, pick_device, precision_policy
 from helpers.records import RunRecord
@@ -79,14 +78,20 @@ class TrainConfig:
     resume: bool | str = False  # True = newest checkpoint in checkpoint_dir (fresh start if none); or a path
     name: str = "run"  # the run record's name, e.g. "pretrain tiny GPT"
     route: str = "scratch"  # "scratch", "instruct", ... (the ledger groups by it)
-    flops_per_token: float | None = None  # training FLOPs per token; None = 4N + 2N_trainable (6N if all train)
+    flops_per_token: float | None = (
+        None  # training FLOPs per token; None = 4N + 2N_trainable (6N if all train)
+    )
     flops_method: str | None = None  # how flops_per_token was counted, in words (required with it)
     peak_flops: float | None = None  # peak FLOP/s for MFU; None = measured once per process for the precision
     progress: bool | None = None  # tqdm bar; None = on in Jupyter or a terminal, off otherwise
 
     def __post_init__(self) -> None:
-        positive = {"max_steps": self.max_steps, "grad_accum_steps": self.grad_accum_steps,
-                    "eval_batches": self.eval_batches, "keep_checkpoints": self.keep_checkpoints}
+        positive = {
+            "max_steps": self.max_steps,
+            "grad_accum_steps": self.grad_accum_steps,
+            "eval_batches": self.eval_batches,
+            "keep_checkpoints": self.keep_checkpoints,
+        }
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
@@ -104,17 +109,23 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = tuple(self.betas)
         if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None (no clipping), got {self.grad_clip!r}")
+            raise ValueError(
+                f"TrainConfig.grad_clip must be > 0 or None (no clipping), got {self.grad_clip!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if (self.flops_per_token is None) != (self.flops_method is None):
-            raise ValueError("TrainConfig.flops_per_token and flops_method go together: pass both (say how you "
-                             "counted, e.g. '6*N*D, N = non-embedding params') or neither")
+            raise ValueError(
+                "TrainConfig.flops_per_token and flops_method go together: pass both (say how you "
+                "counted, e.g. '6*N*D, N = non-embedding params') or neither"
+            )
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = str(self.checkpoint_dir)
         if (self.checkpoint_interval or self.resume) and self.checkpoint_dir is None:
-            raise ValueError("TrainConfig.checkpoint_interval/resume need TrainConfig.checkpoint_dir: "
-                             "name a folder for the checkpoints")
+            raise ValueError(
+                "TrainConfig.checkpoint_interval/resume need TrainConfig.checkpoint_dir: "
+                "name a folder for the checkpoints"
+            )
 
 
 @dataclass
@@ -169,11 +180,13 @@ def default_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.T
     out = model(batch["input_ids"], **extras)
     logits = out.logits if hasattr(out, "logits") else out[0] if isinstance(out, (tuple, list)) else out
     B, T, V = logits.shape
-    return F.cross_entropy(logits.reshape(B * T, V), batch["labels"].reshape(B * T), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits.reshape(B * T, V), batch["labels"].reshape(B * T), ignore_index=IGNORE_INDEX
+    )
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier on config.lr for optimiser step `step` (0-based): linear warm-up, then cosine to min_lr_ratio.
+    """Multiplier on config.lr at optimiser step `step` (0-based): linear warm-up, then cosine decay.
 
     >>> c = TrainConfig(max_steps=10, warmup_steps=2, min_lr_ratio=0.1)
     >>> [round(lr_factor(s, c), 3) for s in (0, 1, 2, 9)]
@@ -204,12 +217,14 @@ def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         ]
         groups = [g for g in groups if g["params"]]
     if not groups:
-        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere): "
-                         "unfreeze something, e.g. add LoRA adapters, before training")
+        raise ValueError(
+            "the model has no trainable parameters (requires_grad=False everywhere): "
+            "unfreeze something, e.g. add LoRA adapters, before training"
+        )
     return groups
 
 
-@lru_cache(maxsize=None)
+@cache
 def measured_peak_flops(device: str, precision: str) -> float:
     """Matmul FLOP/s of `device` in the dtype `precision` trains in: measured once per process (~1 s)."""
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -264,14 +279,15 @@ def check_fits(model: nn.Module, data, what: str = "train_data") -> None:
     limit, seq_len = _context_limit(model), getattr(data, "seq_len", None)
     if limit is not None and seq_len is not None and seq_len > limit:
         raise ValueError(
-            f"{what} has sequences of {seq_len} tokens but the model accepts at most {limit} (its block_size / "
-            f"max_position_embeddings): build the batches with block_size <= {limit}, or a model with a longer context"
+            f"{what} has sequences of {seq_len} tokens but the model accepts at most {limit} (its block_size "
+            f"/ max_position_embeddings): build the batches with block_size <= {limit}, or a model with a "
+            "longer context"
         )
     vocab, top = _vocab_limit(model), getattr(data, "max_token_id", None)
     if vocab is not None and top is not None and top >= vocab:
         raise ValueError(
-            f"{what} contains token id {top} but the model's vocab_size is {vocab}: encode with the tokenizer "
-            f"the model was built for, or build the model with vocab_size >= {top + 1}"
+            f"{what} contains token id {top} but the model's vocab_size is {vocab}: encode with the "
+            f"tokenizer the model was built for, or build the model with vocab_size >= {top + 1}"
         )
 
 
@@ -280,8 +296,12 @@ def _rng_state() -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -293,12 +313,15 @@ def _set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ----------------------------------------------------------------------------- checkpoints
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -349,29 +372,41 @@ def load_checkpoint(path: str | Path) -> dict:
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:
-            raise CheckpointError(f"no checkpoint (step_*.pt) in {path.name}/: train with checkpoint_dir set first")
+            raise CheckpointError(
+                f"no checkpoint (step_*.pt) in {path.name}/: train with checkpoint_dir set first"
+            )
         path = found[-1]
     older = [p.name for p in list_checkpoints(path.parent) if p < path]
-    fallback = (f" The previous checkpoint {older[-1]} is untouched: resume from it with "
-                f"TrainConfig(resume=<folder>/{older[-1]}), or delete the broken file." if older else
-                " Set TrainConfig(resume=False) to start over.")
+    fallback = (
+        f" The previous checkpoint {older[-1]} is untouched: resume from it with "
+        f"TrainConfig(resume=<folder>/{older[-1]}), or delete the broken file."
+        if older
+        else " Set TrainConfig(resume=False) to start over."
+    )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path.name} does not exist.{fallback}")
     sidecar = path.with_suffix(".sha256")
     if not sidecar.is_file():
-        raise CheckpointError(f"checkpoint {path.name} is half-written (its checksum file {sidecar.name} is "
-                              f"missing: the run stopped while saving).{fallback}")
+        raise CheckpointError(
+            f"checkpoint {path.name} is half-written (its checksum file {sidecar.name} is "
+            f"missing: the run stopped while saving).{fallback}"
+        )
     if _sha256(path) != sidecar.read_text().strip():
-        raise CheckpointError(f"checkpoint {path.name} is corrupted (its sha256 does not match "
-                              f"{sidecar.name}).{fallback}")
+        raise CheckpointError(
+            f"checkpoint {path.name} is corrupted (its sha256 does not match {sidecar.name}).{fallback}"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(f"checkpoint {path.name} cannot be read ({type(err).__name__}: {err}).{fallback}") from err
+        raise CheckpointError(
+            f"checkpoint {path.name} cannot be read ({type(err).__name__}: {err}).{fallback}"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path.name} was written by another version of helpers.training "
-                              f"(format {payload.get('format') if isinstance(payload, dict) else '?'}, expected "
-                              f"{CHECKPOINT_FORMAT}): start over with TrainConfig(resume=False)")
+        raise CheckpointError(
+            f"checkpoint {path.name} was written by another version of helpers.training "
+            f"(format {payload.get('format') if isinstance(payload, dict) else '?'}, expected "
+            f"{CHECKPOINT_FORMAT}): start over with TrainConfig(resume=False)"
+        )
     return payload
 
 
@@ -386,15 +421,25 @@ def _model_state(model: nn.Module) -> tuple[dict, bool]:
 
 
 def _load_model_state(model: nn.Module, state: dict, partial: bool, name: str) -> None:
-    result = model.load_state_dict(state, strict=not partial)
+    try:
+        result = model.load_state_dict(state, strict=not partial)
+    except RuntimeError as err:  # shapes or names differ
+        first = str(err).split("\n\t")[1] if "\n\t" in str(err) else str(err)
+        raise CheckpointError(
+            f"checkpoint {name} does not match this model ({first.strip()}): build the same "
+            "model as the run that saved it, or start over with TrainConfig(resume=False)"
+        ) from err
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     missing = [k for k in getattr(result, "missing_keys", []) if k not in frozen]
     if missing or getattr(result, "unexpected_keys", []):
-        raise CheckpointError(f"checkpoint {name} does not match this model (missing {missing[:3]}, unexpected "
-                              f"{list(result.unexpected_keys)[:3]}): build the same model as the run that saved it")
+        raise CheckpointError(
+            f"checkpoint {name} does not match this model (missing {missing[:3]}, unexpected "
+            f"{list(result.unexpected_keys)[:3]}): build the same model as the run that saved it"
+        )
 
 
 # ----------------------------------------------------------------------------- distributed
+
 
 def _distributed() -> tuple[int, int, int, bool]:
     """(rank, world_size, local_rank, created_here); starts the process group under torchrun."""
@@ -422,6 +467,7 @@ def _all_reduce(values: list[float], world: int, op: str = "mean") -> list[float
 
 # ----------------------------------------------------------------------------- the loop
 
+
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -430,19 +476,28 @@ def _count(batch: dict, step: int) -> tuple[int, int]:
     """(input tokens without padding, label tokens) of one batch, counted on the CPU before the copy."""
     ids, labels = batch.get("input_ids"), batch.get("labels")
     if ids is None or labels is None or ids.dim() != 2 or ids.shape != labels.shape:
-        raise ValueError(f"step {step}: a batch must hold 'input_ids' and 'labels' of the same shape [B, T], got "
-                         f"{ {k: tuple(v.shape) for k, v in batch.items()} }: see helpers.batches")
+        raise ValueError(
+            f"step {step}: a batch must hold 'input_ids' and 'labels' of the same shape [B, T], got "
+            f"{ {k: tuple(v.shape) for k, v in batch.items()} }: see helpers.batches"
+        )
     mask = batch.get("attention_mask")
     tokens = int(mask.sum()) if mask is not None and mask.dim() == 2 else ids.numel()
     label_tokens = int((labels != IGNORE_INDEX).sum())
     if label_tokens == 0:
-        raise ValueError(f"step {step}: a batch has no label other than -100, so there is nothing to learn "
-                         "(check the prompt masking and truncation that built it)")
+        raise ValueError(
+            f"step {step}: a batch has no label other than -100, so there is nothing to learn "
+            "(check the prompt masking and truncation that built it)"
+        )
     return tokens, label_tokens
 
 
-def evaluate(model: nn.Module, batches: list[dict], loss_fn: LossFn = default_loss_fn,
-             device: torch.device | None = None, autocast_dtype: torch.dtype | None = None) -> float:
+def evaluate(
+    model: nn.Module,
+    batches: list[dict],
+    loss_fn: LossFn = default_loss_fn,
+    device: torch.device | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> float:
     """Mean loss over `batches` with gradients off and the model in eval mode (dropout off)."""
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -456,14 +511,20 @@ def evaluate(model: nn.Module, batches: list[dict], loss_fn: LossFn = default_lo
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    return (
+        torch.autocast(device_type=device.type, dtype=dtype)
+        if dtype is not None
+        else contextlib.nullcontext()
+    )
 
 
 def _resolve_precision(device: torch.device, asked: str):
     policy = precision_policy(device, None if asked == "auto" else asked)
     if asked != "auto" and policy.name != asked:
-        raise ValueError(f"TrainConfig.precision={asked!r} is not available on {device.type} ({policy.reason}): "
-                         f"use 'auto' or {policy.name!r}")
+        raise ValueError(
+            f"TrainConfig.precision={asked!r} is not available on {device.type} ({policy.reason}): "
+            f"use 'auto' or {policy.name!r}"
+        )
     return policy
 
 
@@ -493,8 +554,10 @@ def train(
     if world > 1:
         for name, data in (("train_data", train_data), ("eval_data", eval_data)):
             if data is not None and not isinstance(data, list) and not hasattr(data, "shard"):
-                raise ValueError(f"{name} has no shard(rank, world_size) method, so {world} processes would train "
-                                 "on the same rows: use helpers.batches.TokenBatches or ListBatches")
+                raise ValueError(
+                    f"{name} has no shard(rank, world_size) method, so {world} processes would train "
+                    "on the same rows: use helpers.batches.TokenBatches or ListBatches"
+                )
         train_data = train_data.shard(rank, world)
         if eval_data is not None and not isinstance(eval_data, list):
             eval_data = eval_data.shard(rank, world)
@@ -507,7 +570,9 @@ def train(
     np.random.seed(config.seed + rank)
     groups = optimizer_groups(raw_model, config.weight_decay)
     fused = config.fused_adamw and device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=fused or None)
+    optimizer = torch.optim.AdamW(
+        groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=fused or None
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     scaler = torch.amp.GradScaler(device.type, enabled=policy.use_grad_scaler)
 
@@ -526,11 +591,19 @@ def train(
             _set_rng_state(payload["rng"])
             state.step, state.losses = payload["step"], list(payload["losses"])
             state.val_losses = [tuple(v) for v in payload["val_losses"]]
-            tokens, label_tokens, previous_seconds = payload["tokens"], payload["label_tokens"], payload["elapsed"]
+            tokens, label_tokens, previous_seconds = (
+                payload["tokens"],
+                payload["label_tokens"],
+                payload["elapsed"],
+            )
 
     fixed_eval = None
     if eval_data is not None:  # drawn once, so every evaluation (and a resumed run) scores the same rows
-        fixed_eval = list(eval_data) if isinstance(eval_data, list) else [next(eval_data) for _ in range(config.eval_batches)]
+        fixed_eval = (
+            list(eval_data)
+            if isinstance(eval_data, list)
+            else [next(eval_data) for _ in range(config.eval_batches)]
+        )
 
     trainable = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in raw_model.parameters())
@@ -538,8 +611,10 @@ def train(
         flops_per_token, flops_method = config.flops_per_token, config.flops_method
     else:
         flops_per_token = 4 * total + 2 * trainable
-        flops_method = (f"(4N + 2N_trainable) x tokens, N = {total:,} params, N_trainable = {trainable:,} "
-                        "(forward 2N, activation gradients 2N, weight gradients 2N_trainable; attention excluded)")
+        flops_method = (
+            f"(4N + 2N_trainable) x tokens, N = {total:,} params, N_trainable = {trainable:,} "
+            "(forward 2N, activation gradients 2N, weight gradients 2N_trainable; attention excluded)"
+        )
     peak = config.peak_flops or measured_peak_flops(str(device), policy.name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -549,8 +624,14 @@ def train(
     progress = config.progress if config.progress is not None else (_in_notebook() or sys.stderr.isatty())
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=config.max_steps, initial=state.step, desc=config.name, disable=not (progress and show),
-               leave=False, mininterval=0.5)
+    bar = tqdm(
+        total=config.max_steps,
+        initial=state.step,
+        desc=config.name,
+        disable=not (progress and show),
+        leave=False,
+        mininterval=0.5,
+    )
     try:
         from helpers.energy import EnergyMeter
 
@@ -582,16 +663,20 @@ def train(
             (step_loss,) = _all_reduce([loss_sum.item() / config.grad_accum_steps], world)
             if not math.isfinite(step_loss):
                 raise TrainingDivergedError(
-                    f"the training loss became {step_loss} at step {state.step} (lr {scheduler.get_last_lr()[0]:.3g}, "
-                    f"precision {policy.name}): lower TrainConfig.lr, raise warmup_steps, or use precision='fp32'; "
+                    f"the training loss became {step_loss} at step {state.step + 1} of {config.max_steps} "
+                    f"(lr {scheduler.get_last_lr()[0]:.3g}, precision {policy.name}): lower TrainConfig.lr, "
+                    "raise warmup_steps, or use precision='fp32'; "
                     "the weights were not updated with it"
                 )
             if config.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 norm = float(torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip))
-                if not math.isfinite(norm) and not policy.use_grad_scaler:  # the scaler skips such steps itself
+                if (
+                    not math.isfinite(norm) and not policy.use_grad_scaler
+                ):  # the scaler skips such steps itself
                     raise TrainingDivergedError(
-                        f"the gradient norm became {norm} at step {state.step}: lower TrainConfig.lr, keep "
+                        f"the gradient norm became {norm} at step {state.step + 1} of {config.max_steps}: "
+                        "lower TrainConfig.lr, keep "
                         "grad_clip set, or use precision='fp32'; the weights were not updated with it"
                     )
             scaler.step(optimizer)
@@ -609,26 +694,42 @@ def train(
             for cb in callbacks:
                 cb.on_step_end(state)
             at_end = state.step == config.max_steps
-            if fixed_eval is not None and (at_end or (config.eval_interval and state.step % config.eval_interval == 0)):
+            if fixed_eval is not None and (
+                at_end or (config.eval_interval and state.step % config.eval_interval == 0)
+            ):
                 t0 = time.perf_counter()
-                (val,) = _all_reduce([evaluate(model, fixed_eval, loss_fn, device, policy.autocast_dtype)], world)
+                (val,) = _all_reduce(
+                    [evaluate(model, fixed_eval, loss_fn, device, policy.autocast_dtype)], world
+                )
                 eval_seconds += time.perf_counter() - t0
                 state.val_losses.append((state.step, val))
                 for cb in callbacks:
                     cb.on_eval_end(state)
-            if config.checkpoint_dir and (at_end or (config.checkpoint_interval
-                                                     and state.step % config.checkpoint_interval == 0)):
+            if config.checkpoint_dir and (
+                at_end or (config.checkpoint_interval and state.step % config.checkpoint_interval == 0)
+            ):
                 model_state, partial = _model_state(raw_model)
                 payload = {
-                    "format": CHECKPOINT_FORMAT, "step": state.step, "model": model_state, "model_partial": partial,
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(), "data": train_data.state_dict(), "rng": _rng_state(),
-                    "losses": state.losses, "val_losses": state.val_losses, "tokens": tokens,
-                    "label_tokens": label_tokens, "elapsed": previous_seconds + time.perf_counter() - start,
+                    "format": CHECKPOINT_FORMAT,
+                    "step": state.step,
+                    "model": model_state,
+                    "model_partial": partial,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "data": train_data.state_dict(),
+                    "rng": _rng_state(),
+                    "losses": state.losses,
+                    "val_losses": state.val_losses,
+                    "tokens": tokens,
+                    "label_tokens": label_tokens,
+                    "elapsed": previous_seconds + time.perf_counter() - start,
                     "config": {k: v for k, v in asdict(config).items() if k != "resume"},
                 }
                 if rank == 0:
-                    path = save_checkpoint(config.checkpoint_dir, state.step, payload, config.keep_checkpoints)
+                    path = save_checkpoint(
+                        config.checkpoint_dir, state.step, payload, config.keep_checkpoints
+                    )
                     for cb in callbacks:
                         cb.on_checkpoint(state, path)
                 if world > 1:
@@ -642,17 +743,34 @@ def train(
     achieved = flops / wall if wall > 0 else 0.0
     tail = state.losses[-10:]
     record = RunRecord(
-        name=config.name, route=config.route, device=device.type, precision=policy.name, steps=state.step,
-        wall_seconds=wall, tokens=tokens, flops=flops, flops_method=flops_method,
-        achieved_flops_per_s=achieved, peak_flops_per_s=peak * world, mfu=achieved / (peak * world),
-        peak_memory_bytes=peak_memory, trainable_params=trainable, total_params=total,
+        name=config.name,
+        route=config.route,
+        device=device.type,
+        precision=policy.name,
+        steps=state.step,
+        wall_seconds=wall,
+        tokens=tokens,
+        flops=flops,
+        flops_method=flops_method,
+        achieved_flops_per_s=achieved,
+        peak_flops_per_s=peak * world,
+        mfu=achieved / (peak * world),
+        peak_memory_bytes=peak_memory,
+        trainable_params=trainable,
+        total_params=total,
         final_train_loss=sum(tail) / len(tail) if tail else None,
         final_val_loss=state.val_losses[-1][1] if state.val_losses else None,
-        energy_kwh=getattr(meter, "kwh", None), energy_method=getattr(meter, "method", None),
-        losses=list(state.losses), val_losses=list(state.val_losses),
+        energy_kwh=getattr(meter, "kwh", None),
+        energy_method=getattr(meter, "method", None),
+        losses=list(state.losses),
+        val_losses=list(state.val_losses),
         extra={
-            "label_tokens": label_tokens, "world_size": world, "grad_accum_steps": config.grad_accum_steps,
-            "lr": config.lr, "eval_seconds": round(eval_seconds, 3), "peak_memory_method": memory_method,
+            "label_tokens": label_tokens,
+            "world_size": world,
+            "grad_accum_steps": config.grad_accum_steps,
+            "lr": config.lr,
+            "eval_seconds": round(eval_seconds, 3),
+            "peak_memory_method": memory_method,
             "final_train_loss_is": f"mean of the last {len(tail)} step losses",
             "tokens_are": "input positions, padding excluded (label_tokens: positions with a loss)",
             "precision_reason": policy.reason,

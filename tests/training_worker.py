@@ -29,14 +29,17 @@ VOCAB, BLOCK = 32, 16
 class TinyLM(nn.Module):
     """Token + position embeddings, one MLP, a head: enough to have a loss that falls. (B, T) -> (B, T, V)."""
 
-    def __init__(self, vocab_size: int = VOCAB, block_size: int = BLOCK, n_embd: int = 16, dropout: float = 0.0):
+    def __init__(
+        self, vocab_size: int = VOCAB, block_size: int = BLOCK, n_embd: int = 16, dropout: float = 0.0
+    ):
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, block_size
         self.tok = nn.Embedding(vocab_size, n_embd)
         self.pos = nn.Embedding(block_size, n_embd)
         self.norm = nn.LayerNorm(n_embd)
-        self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(4 * n_embd, n_embd))
+        self.mlp = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * n_embd, n_embd)
+        )
         self.head = nn.Linear(n_embd, vocab_size)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
@@ -89,14 +92,23 @@ def main() -> None:
     model = make_model(dropout=args.dropout)
     data = TokenBatches(make_tokens(), batch_size=args.batch_size, block_size=BLOCK, seed=1)
     config = TrainConfig(
-        max_steps=args.steps, lr=1e-2, warmup_steps=2, precision="fp32", device="cpu",
-        checkpoint_dir=args.checkpoint_dir, checkpoint_interval=args.interval, resume=args.resume,
-        peak_flops=1e9, progress=False,
+        max_steps=args.steps,
+        lr=1e-2,
+        warmup_steps=2,
+        precision="fp32",
+        device="cpu",
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_interval=args.interval,
+        resume=args.resume,
+        peak_flops=1e9,
+        progress=False,
     )
     callbacks = [KillAt(args.kill_at_step)] if args.kill_at_step else []
     record = train(model, data, config, callbacks=callbacks)
     if int(os.environ.get("RANK", "0")) == 0:
-        torch.save({"weights": model.state_dict(), "losses": record.losses, "tokens": record.tokens}, args.out)
+        torch.save(
+            {"weights": model.state_dict(), "losses": record.losses, "tokens": record.tokens}, args.out
+        )
 
 
 if __name__ == "__main__":

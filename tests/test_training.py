@@ -1,0 +1,379 @@
+"""Tests for helpers.training, the one loop, on a ~10k-parameter stand-in model (tests/training_worker.py).
+
+Proves: the loop equals a bare PyTorch loop; a run SIGKILLed after a checkpoint resumes to identical
+weights and losses; 2 DDP processes equal 1 process on the same global batch; broken checkpoints, batches
+larger than the data, data that does not fit the model and NaN losses stop with clear errors.
+
+Run: .venv/bin/python -m pytest tests/test_training.py -q      (~1 min; the subprocess tests are `slow`)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from training_worker import BLOCK, VOCAB, TinyLM, make_model, make_tokens
+
+from helpers.batches import ListBatches, TokenBatches
+from helpers.records import RunRecord
+from helpers.training import (
+    Callback,
+    CheckpointError,
+    TrainConfig,
+    TrainingDivergedError,
+    default_loss_fn,
+    list_checkpoints,
+    load_checkpoint,
+    lr_factor,
+    optimizer_groups,
+    train,
+)
+
+WORKER = Path(__file__).resolve().parent / "training_worker.py"
+REPO = WORKER.parent.parent
+
+
+def _config(**changes) -> TrainConfig:
+    base = dict(
+        max_steps=6, lr=1e-2, warmup_steps=2, precision="fp32", device="cpu", peak_flops=1e9, progress=False
+    )
+    return TrainConfig(**{**base, **changes})
+
+
+def _data(batch_size: int = 8, seed: int = 1, block_size: int = BLOCK) -> TokenBatches:
+    return TokenBatches(make_tokens(), batch_size=batch_size, block_size=block_size, seed=seed)
+
+
+def _weights_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _run_worker(*args: str, torchrun: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO)}
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        if torchrun
+        else [sys.executable]
+    )
+    return subprocess.run(
+        [*launcher, str(WORKER), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+# ----------------------------------------------------------------------------- the loop itself
+
+
+def test_loop_equals_a_bare_pytorch_loop():
+    """Same seed, same batches, same optimiser: bit-identical weights after a few steps."""
+    model = make_model()
+    bare = copy.deepcopy(model)
+    config = _config(max_steps=5, grad_clip=1.0)
+    train(model, _data(), config)
+
+    data = _data()
+    opt = torch.optim.AdamW(
+        optimizer_groups(bare, config.weight_decay),
+        lr=config.lr,
+        betas=config.betas,
+        eps=config.eps,
+        fused=True,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
+    torch.manual_seed(config.seed)
+    for _ in range(config.max_steps):
+        batch = next(data)
+        logits, _ = bare(batch["input_ids"])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), batch["labels"].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(bare.parameters(), config.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+    assert _weights_equal(model.state_dict(), bare.state_dict())
+
+
+def test_record_is_filled_and_round_trips(tmp_path):
+    record = train(make_model(), _data(), _config(eval_interval=3), eval_data=_data(seed=9))
+    assert record.steps == 6 and len(record.losses) == 6
+    assert record.losses[-1] < record.losses[0]  # it learns
+    assert [s for s, _ in record.val_losses] == [3, 6]
+    assert record.tokens == 6 * 8 * BLOCK and record.extra["label_tokens"] == record.tokens
+    n = sum(p.numel() for p in make_model().parameters())
+    assert record.total_params == record.trainable_params == n
+    assert record.flops == pytest.approx(6 * n * record.tokens)
+    assert record.mfu == pytest.approx(record.achieved_flops_per_s / 1e9)
+    assert record.peak_memory_bytes > 0 and record.wall_seconds > 0
+    assert RunRecord.load(record.save(tmp_path / "r.json")) == record
+
+
+def test_grad_accumulation_matches_a_bigger_batch():
+    """2 micro-batches of 4 = 1 batch of 8 when the 8 rows are the same (ListBatches splits one batch)."""
+    rows = next(_data(batch_size=8))
+    halves = [{k: v[:4] for k, v in rows.items()}, {k: v[4:] for k, v in rows.items()}]
+    a, b = make_model(), make_model()
+    train(a, ListBatches([rows]), _config(max_steps=1))
+    train(b, ListBatches(halves), _config(max_steps=1, grad_accum_steps=2))
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=False):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=name)  # float sums in another order
+
+
+def test_schedule_warms_up_then_decays():
+    c = TrainConfig(max_steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    factors = [lr_factor(s, c) for s in range(100)]
+    assert factors[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert all(x >= y for x, y in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] == pytest.approx(0.1)
+
+
+def test_weight_decay_groups_skip_biases_and_norms():
+    groups = optimizer_groups(make_model(), 0.1)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert all(p.dim() >= 2 for g in groups if g["weight_decay"] > 0 for p in g["params"])
+    assert all(
+        p.dim() < 2 and id(p) not in decayed for g in groups if g["weight_decay"] == 0 for p in g["params"]
+    )
+
+
+def test_callbacks_see_every_step():
+    class Count(Callback):
+        def __init__(self):
+            self.steps, self.ended = [], False
+
+        def on_step_end(self, state):
+            self.steps.append(state.step)
+
+        def on_train_end(self, state):
+            self.ended = True
+
+    cb = Count()
+    train(make_model(), _data(), _config(max_steps=3), callbacks=[cb])
+    assert cb.steps == [1, 2, 3] and cb.ended
+
+
+def test_transformers_model_trains_with_the_default_loss():
+    """The instruct route's models (transformers: output.logits, attention_mask) need no adapter code."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=BLOCK, n_embd=16, n_layer=1, n_head=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config)
+    batch = next(_data(batch_size=4))
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    batch["attention_mask"][0, -4:] = 0  # right padding: not counted as tokens
+    batch["labels"][0, -4:] = -100
+    record = train(model, ListBatches([batch]), _config(max_steps=3))
+    assert record.losses[-1] < record.losses[0]
+    assert record.tokens == 3 * (4 * BLOCK - 4) and record.extra["label_tokens"] == record.tokens
+
+
+# ----------------------------------------------------------------------------- checkpoints and resume
+
+
+@pytest.mark.slow
+def test_sigkill_after_checkpoint_then_resume_equals_uninterrupted(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    common = ["--steps", "6", "--dropout", "0.1"]  # dropout: the RNG state must be restored too
+    killed = _run_worker(
+        str(tmp_path / "killed.pt"),
+        *common,
+        "--checkpoint-dir",
+        str(ckpt),
+        "--interval",
+        "2",
+        "--kill-at-step",
+        "4",
+    )
+    assert killed.returncode == -9, killed.stderr  # really killed: no clean-up ran
+    assert [p.name for p in list_checkpoints(ckpt)] == ["step_0000002.pt", "step_0000004.pt"]
+    resumed = _run_worker(
+        str(tmp_path / "resumed.pt"), *common, "--checkpoint-dir", str(ckpt), "--interval", "2", "--resume"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    straight = _run_worker(str(tmp_path / "straight.pt"), *common)
+    assert straight.returncode == 0, straight.stderr
+    a, b = torch.load(tmp_path / "resumed.pt"), torch.load(tmp_path / "straight.pt")
+    assert a["losses"] == b["losses"] and len(a["losses"]) == 6
+    assert a["tokens"] == b["tokens"]
+    assert _weights_equal(a["weights"], b["weights"])
+
+
+def test_in_process_resume_is_exact(tmp_path):
+    """The same property without subprocesses: 4 steps + 4 more from the checkpoint = 8 straight."""
+    config = _config(max_steps=8, checkpoint_dir=tmp_path, checkpoint_interval=4)
+    straight = make_model(dropout=0.1)
+    full = train(straight, _data(), config)
+
+    class Stop(Callback):
+        def on_checkpoint(self, state, path):
+            raise KeyboardInterrupt  # the learner pressed stop right after step 4 was saved
+
+    with pytest.raises(KeyboardInterrupt):
+        train(make_model(dropout=0.1), _data(), config, callbacks=[Stop()])
+    resumed = make_model(dropout=0.1)  # a fresh model: everything comes from the checkpoint
+    second = train(resumed, _data(), TrainConfig(**{**config.__dict__, "resume": True}))
+    assert second.losses == full.losses and second.tokens == full.tokens
+    assert _weights_equal(resumed.state_dict(), straight.state_dict())
+
+
+def _two_checkpoints(tmp_path) -> Path:
+    train(make_model(), _data(), _config(max_steps=4, checkpoint_dir=tmp_path, checkpoint_interval=2))
+    return tmp_path
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate_without_checksum(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    path.with_suffix(".sha256").unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"), [(_flip_a_byte, "corrupted"), (_truncate_without_checksum, "half-written")]
+)
+def test_broken_checkpoint_gives_clear_error_and_keeps_previous(tmp_path, damage, message):
+    ckpt = _two_checkpoints(tmp_path)
+    good_bytes = (ckpt / "step_0000002.pt").read_bytes()
+    damage(ckpt / "step_0000004.pt")
+    with pytest.raises(CheckpointError, match=rf"{message}.*step_0000002\.pt is untouched"):
+        train(make_model(), _data(), _config(max_steps=6, checkpoint_dir=ckpt, resume=True))
+    assert (ckpt / "step_0000002.pt").read_bytes() == good_bytes
+    # the fix the message names works: resume from the previous checkpoint
+    record = train(
+        make_model(), _data(), _config(max_steps=6, checkpoint_dir=ckpt, resume=str(ckpt / "step_0000002.pt"))
+    )
+    assert record.steps == 6 and len(record.losses) == 6
+
+
+def test_crash_while_saving_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    ckpt = _two_checkpoints(tmp_path)
+    before = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+
+    def dying_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half a zip")  # something lands on disk, then the process dies
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        train(
+            make_model(),
+            _data(),
+            _config(max_steps=6, checkpoint_dir=ckpt, checkpoint_interval=2, resume=True),
+        )
+    assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before  # no temp file left, nothing replaced
+    assert load_checkpoint(ckpt)["step"] == 4
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    ckpt = _two_checkpoints(tmp_path)
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        train(TinyLM(n_embd=8), _data(), _config(max_steps=6, checkpoint_dir=ckpt, resume=True))
+
+
+def test_frozen_weights_are_not_checkpointed(tmp_path):
+    """LoRA-style runs: only trainable weights go into checkpoints, and resume still works."""
+
+    def frozen_model():
+        model = make_model()
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("head")
+        return model
+
+    config = _config(max_steps=4, checkpoint_dir=tmp_path, checkpoint_interval=2)
+    record = train(frozen_model(), _data(), config)
+    saved = load_checkpoint(tmp_path)
+    assert saved["model_partial"] and set(saved["model"]) == {"head.weight", "head.bias"}
+    assert record.trainable_params == VOCAB * 16 + VOCAB
+    again = train(frozen_model(), _data(), TrainConfig(**{**config.__dict__, "max_steps": 6, "resume": True}))
+    assert again.losses[:4] == record.losses and len(again.losses) == 6
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_on_the_same_global_batch(tmp_path):
+    ddp = _run_worker(str(tmp_path / "ddp.pt"), "--steps", "4", "--batch-size", "4", torchrun=True)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = _run_worker(str(tmp_path / "one.pt"), "--steps", "4", "--batch-size", "8")
+    assert single.returncode == 0, single.stderr
+    a, b = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
+    assert a["tokens"] == b["tokens"] == 4 * 8 * BLOCK
+    # Not bit-identical: 2 half-batch gradients are averaged by all-reduce instead of one mean over 8
+    # rows, so float sums run in another order; 1e-6 is ~10 float32 ulps at these magnitudes.
+    assert a["losses"] == pytest.approx(b["losses"], abs=1e-6)
+    for name in a["weights"]:
+        torch.testing.assert_close(a["weights"][name], b["weights"][name], rtol=0, atol=1e-6, msg=name)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_batch_larger_than_data():
+    with pytest.raises(ValueError, match="larger than the data"):
+        train(
+            make_model(), TokenBatches(torch.arange(30) % VOCAB, batch_size=64, block_size=BLOCK), _config()
+        )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (lambda: _data(block_size=2 * BLOCK), r"sequences of 32 tokens but the model accepts at most 16"),
+        (lambda: TokenBatches(torch.arange(200), 4, BLOCK), r"token id 199 but the model's vocab_size is 32"),
+    ],
+)
+def test_data_that_does_not_fit_the_model_fails_before_training(data, message):
+    model = make_model()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=message):
+        train(model, data(), _config())
+    assert _weights_equal(model.state_dict(), before)
+
+
+def test_nan_loss_stops_with_the_step_and_a_fix():
+    model = make_model()
+    calls = {"n": 0}
+
+    def poisoned_loss(m, batch):
+        calls["n"] += 1
+        loss = default_loss_fn(m, batch)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    with pytest.raises(TrainingDivergedError, match=r"nan at step 3 of 6.*lower TrainConfig.lr.*fp32"):
+        train(model, _data(), _config(), loss_fn=poisoned_loss)
+
+
+def test_batch_without_any_label_is_refused():
+    batch = next(_data())
+    batch["labels"][:] = -100
+    with pytest.raises(ValueError, match="no label other than -100"):
+        train(make_model(), ListBatches([batch]), _config())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_steps", 0, "max_steps must be a positive integer"),
+        ("lr", -1.0, "lr must be a positive number"),
+        ("precision", "fp8", "precision must be one of"),
+        ("grad_clip", 0.0, "grad_clip must be > 0 or None"),
+        ("checkpoint_interval", 5, "need TrainConfig.checkpoint_dir"),
+        ("flops_per_token", 6.0, "flops_per_token and flops_method go together"),
+    ],
+)
+def test_bad_config_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_unavailable_precision_is_refused():
+    with pytest.raises(ValueError, match="precision='fp16' is not available on cpu"):
+        train(make_model(), _data(), _config(precision="fp16"))
