@@ -247,7 +247,7 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
         return int(getattr(info, "peak_wset", info.rss)), "process peak working set (psutil)"
 
 
-def _in_notebook() -> bool:
+def in_notebook() -> bool:
     try:
         from IPython import get_ipython
     except ImportError:
@@ -621,7 +621,7 @@ def train(
 
     show = rank == 0
     callbacks = list(callbacks) if show else []
-    progress = config.progress if config.progress is not None else (_in_notebook() or sys.stderr.isatty())
+    progress = config.progress if config.progress is not None else (in_notebook() or sys.stderr.isatty())
     from tqdm.auto import tqdm
 
     bar = tqdm(
