@@ -297,5 +297,6 @@ def plot_break_even(result: BreakEven, ax=None, title: str = "Monthly cost vs vo
     )
     ax.legend()
     fig = fig or ax.figure
+    fig.tight_layout()
     plt.close(fig)
     return fig

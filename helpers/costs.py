@@ -375,16 +375,31 @@ class EmptyLedgerError(ValueError):
 
 
 class Ledger:
-    """Run records side by side. Saved as one JSON file (written atomically: temp file + rename)."""
+    """Run records side by side. Saved as one JSON file (written atomically: temp file + rename).
+
+    A run's name identifies it: adding a record whose name is already in the ledger replaces the old
+    one in place, so re-running a notebook updates its rows instead of piling up duplicates."""
 
     def __init__(self, records: Iterable[RunRecord] = ()):
-        self.records: list[RunRecord] = list(records)
+        self.records: list[RunRecord] = []
+        for r in records:
+            self.add(r)
 
     def add(self, record: RunRecord) -> RunRecord:
         if not isinstance(record, RunRecord):
             raise TypeError(f"Ledger.add expects a RunRecord, got {type(record).__name__}")
-        self.records.append(record)
+        names = [r.name for r in self.records]
+        if record.name in names:
+            self.records[names.index(record.name)] = record
+        else:
+            self.records.append(record)
         return record
+
+    def __getitem__(self, name: str) -> RunRecord:
+        for r in self.records:
+            if r.name == name:
+                return r
+        raise KeyError(f"no run named {name!r} in the ledger (it has {[r.name for r in self.records]})")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -407,6 +422,11 @@ class Ledger:
         return path
 
     @classmethod
+    def load_or_new(cls, path: str | os.PathLike) -> Ledger:
+        """The ledger saved at `path`, or an empty one if there is none yet (first notebook to write)."""
+        return cls.load(path) if Path(path).exists() else cls()
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> Ledger:
         path = Path(path)
         if not path.exists():
@@ -427,7 +447,7 @@ class Ledger:
     def table(
         self, assumptions: Assumptions = DEFAULT_ASSUMPTIONS, device_key: str | None = None
     ) -> pd.DataFrame:
-        """One row per run: time, tokens, FLOPs, MFU, kWh (and how), EUR, and every metric."""
+        """One row per run: time, tokens, FLOPs, MFU, kWh (and how), EUR, every metric, scalar extras."""
         self._require_records("asking for a table")
         rows = []
         for r in self.records:
@@ -447,7 +467,11 @@ class Ledger:
                 "cloud_eur": c.cloud_eur,
                 "test_set": r.test_set,
             }
-            row.update({k: v for k, v in r.metrics.items()})
+            row.update(r.metrics)
+            # scalar facts about the run (N examples, label noise, ...) become columns too
+            row.update(
+                {k: v for k, v in r.extra.items() if isinstance(v, (int, float, str, bool)) and k not in row}
+            )
             rows.append(row)
         return pd.DataFrame(rows).set_index("name")
 

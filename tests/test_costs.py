@@ -403,3 +403,23 @@ def test_amortisation_formula_matches_the_docstring():
     per_hour = 1200 / (a.amortisation_years.value * 8760 * a.utilisation.value)
     assert c.hardware_eur == pytest.approx(2 * per_hour)
     assert math.isclose(c.kwh, 28 * 7200 / 3.6e6)
+
+
+def test_adding_a_run_with_the_same_name_replaces_it(tmp_path):
+    ledger = Ledger([make_record("a", accuracy=0.5), make_record("b")])
+    ledger.add(make_record("a", accuracy=0.9))  # a re-run of the same notebook cell
+    assert [r.name for r in ledger] == ["a", "b"] and ledger["a"].metrics["accuracy"] == 0.9
+    with pytest.raises(KeyError, match="no run named 'c'"):
+        ledger["c"]
+
+
+def test_load_or_new(tmp_path):
+    assert len(Ledger.load_or_new(tmp_path / "ledger.json")) == 0
+    Ledger([make_record("a")]).save(tmp_path / "ledger.json")
+    assert [r.name for r in Ledger.load_or_new(tmp_path / "ledger.json")] == ["a"]
+
+
+def test_scalar_extras_become_columns():
+    table = Ledger([make_record("a", extra={"n_examples": 16, "label_noise": 0.2, "ids": [1, 2]})]).table()
+    assert table.loc["a", "n_examples"] == 16 and table.loc["a", "label_noise"] == 0.2
+    assert "ids" not in table.columns
