@@ -180,9 +180,17 @@ def attach_energy(
     key = device_key or default_device_key(record.device)
     power = assumptions.device(key).power_w.value
     record.energy_kwh = estimated_kwh(record.wall_seconds, power)
-    why = f" ({meter.method})" if meter is not None else ""
-    record.energy_method = f"estimated: {power:g} W ({key} TDP) x {record.wall_seconds:.1f} s{why}"
+    why = meter.method if meter is not None else record.energy_method
+    record.energy_method = _estimated_label(power, key, record.wall_seconds, why)
     return record
+
+
+def _estimated_label(power_w: float, key: str, seconds: float, why: str | None) -> str:
+    """E.g. 'estimated: 28 W (cpu-laptop TDP) x 120.0 s; not measured because <why>'."""
+    label = f"estimated: {power_w:g} W ({key} TDP) x {seconds:.1f} s"
+    if why and why.startswith("unavailable:"):
+        label += "; not measured because " + why.removeprefix("unavailable:").strip()
+    return label
 
 
 @dataclass(frozen=True)
@@ -220,7 +228,7 @@ def run_cost(
         kwh, method = record.energy_kwh, record.energy_method or "given in the record"
     else:
         kwh = estimated_kwh(record.wall_seconds, dev.power_w.value)
-        method = f"estimated: {dev.power_w.value:g} W ({key} TDP) x {record.wall_seconds:.1f} s"
+        method = _estimated_label(dev.power_w.value, key, record.wall_seconds, record.energy_method)
     energy_eur = kwh * assumptions.eur(assumptions.energy_price)
     busy_hours = assumptions.amortisation_years.value * HOURS_PER_YEAR * assumptions.utilisation.value
     hardware_eur = assumptions.eur(dev.hardware_price) / busy_hours * hours

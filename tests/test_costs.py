@@ -263,6 +263,12 @@ def test_attach_energy_measured_or_estimated(simple):
     assert estimated.energy_method.startswith("estimated: 100 W") and "no RAPL" in estimated.energy_method
 
 
+def test_unmeasured_record_says_why_it_was_estimated(simple):
+    record = make_record(energy_method="unavailable: no RAPL here")  # what the training loop leaves
+    c = run_cost(record, simple, "box")
+    assert c.kwh_method == "estimated: 100 W (box TDP) x 3600.0 s; not measured because no RAPL here"
+
+
 def test_device_without_cloud_price_gives_none():
     c = run_cost(make_record(), DEFAULT_ASSUMPTIONS, "gpu-rtx4090")
     assert c.cloud_eur is None and c.total_eur > 0
