@@ -453,9 +453,13 @@ class Ledger:
             raise EmptyLedgerError(f"the ledger is empty: add a run with ledger.add(record) before {what}")
 
     def table(
-        self, assumptions: Assumptions = DEFAULT_ASSUMPTIONS, device_key: str | None = None
+        self,
+        assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+        device_key: str | None = None,
+        extras: Sequence[str] = (),
     ) -> pd.DataFrame:
-        """One row per run: time, tokens, FLOPs, MFU, kWh (and how), EUR, every metric, scalar extras."""
+        """One row per run: time, tokens, FLOPs, MFU, kWh (and how), EUR, every metric, and the
+        record.extra entries named in `extras` (e.g. ("n_examples", "label_noise"); missing -> NaN)."""
         self._require_records("asking for a table")
         rows = []
         for r in self.records:
@@ -476,10 +480,7 @@ class Ledger:
                 "test_set": r.test_set,
             }
             row.update(r.metrics)
-            # scalar facts about the run (N examples, label noise, ...) become columns too
-            row.update(
-                {k: v for k, v in r.extra.items() if isinstance(v, (int, float, str, bool)) and k not in row}
-            )
+            row.update({k: r.extra.get(k, math.nan) for k in extras})
             rows.append(row)
         return pd.DataFrame(rows).set_index("name")
 

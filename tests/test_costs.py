@@ -425,7 +425,39 @@ def test_load_or_new(tmp_path):
     assert [r.name for r in Ledger.load_or_new(tmp_path / "ledger.json")] == ["a"]
 
 
-def test_scalar_extras_become_columns():
-    table = Ledger([make_record("a", extra={"n_examples": 16, "label_noise": 0.2, "ids": [1, 2]})]).table()
+def test_chosen_extras_become_columns():
+    ledger = Ledger(
+        [make_record("a", extra={"n_examples": 16, "label_noise": 0.2, "lr": 1e-3}), make_record("b")]
+    )
+    table = ledger.table(extras=("n_examples", "label_noise"))
     assert table.loc["a", "n_examples"] == 16 and table.loc["a", "label_noise"] == 0.2
-    assert "ids" not in table.columns
+    assert math.isnan(table.loc["b", "n_examples"]) and "lr" not in table.columns
+
+
+def test_a_real_training_record_flows_into_the_ledger(tmp_path):
+    """The loop's record (energy measured or 'unavailable: ...') gets kWh and EUR either way."""
+    from helpers.training import TrainConfig, train
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = nn.Embedding(32, 16), nn.Linear(16, 32)
+
+        def forward(self, ids):  # (B, T) -> (B, T, V)
+            return self.head(self.emb(ids))
+
+    def batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            x = torch.randint(0, 32, (2, 8), generator=g)
+            yield {"input_ids": x, "labels": x}
+
+    torch.manual_seed(0)
+    config = TrainConfig(
+        max_steps=2, peak_flops=1e10, progress=False, device="cpu", name="tiny", warmup_steps=0
+    )
+    record = train(Tiny(), batches(), config)
+    ledger = Ledger([record])
+    row = Ledger.load(ledger.save(tmp_path / "l.json")).table().loc["tiny"]
+    assert row.kwh > 0 and row.total_eur > 0 and row.kwh_method in ("measured", "estimated")
+    assert row.tokens == 2 * 2 * 8
