@@ -46,5 +46,8 @@ def load_definitions(notebook: str | Path) -> types.ModuleType:
             raise SyntaxError(f"{path.name} cell {index} does not parse: {err}") from err
         kept = ast.Module(body=[n for n in tree.body if _keep(n)], type_ignores=[])
         if kept.body:
-            exec(compile(kept, f"{path.name}[cell {index}]", "exec"), module.__dict__)  # noqa: S102
+            # dont_inherit: this file's `from __future__ import annotations` must not leak into the
+            # notebook's code (it turns annotations into strings, which breaks its @dataclass classes).
+            code = compile(kept, f"{path.name}[cell {index}]", "exec", dont_inherit=True)
+            exec(code, module.__dict__)  # noqa: S102
     return module

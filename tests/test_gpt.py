@@ -359,7 +359,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_tiny_gpt.i
 @pytest.mark.skipif(not NOTEBOOK.exists(), reason="notebook 02 not written yet")
 @pytest.mark.parametrize("name", CONFIGS)
 def test_notebook_gpt_equals_helpers(name):
-    from tests.notebook_defs import load_definitions
+    from notebook_defs import load_definitions
 
     nb = load_definitions(NOTEBOOK)
     c = CONFIGS[name]
