@@ -55,14 +55,10 @@ class DeviceCosts:
     peak_flops: Assumption | None = None  # vendor peak (dense bf16/fp16 tensor) FLOP/s, GPUs only
 
 
-def _usd_gpu_hour(instance_usd: float, gpus: int, instance: str, date: str) -> Assumption:
-    return Assumption(
-        instance_usd / gpus,
-        "USD/h",
-        f"AWS EC2 on-demand {instance} ${instance_usd}/h / {gpus} GPUs, "
-        "us-east-1 (aws.amazon.com/ec2/pricing)",
-        date,
-    )
+def _usd_gpu_hour(instance_usd: float, gpus: int, instance: str, date: str, note: str = "") -> Assumption:
+    source = f"AWS EC2 on-demand {instance}, ${instance_usd}/h / {gpus} GPUs, us-east-1"
+    source += " (aws.amazon.com/ec2/pricing)"
+    return Assumption(instance_usd / gpus, "USD/h", source + note, date)
 
 
 _M7I = "AWS EC2 on-demand m7i, us-east-1, $0.0504 per vCPU-hour (aws.amazon.com/ec2/pricing)"
@@ -111,7 +107,7 @@ DEVICES: dict[str, DeviceCosts] = {
         Assumption(700, "W", "NVIDIA H100 datasheet: max TDP up to 700 W (SXM)", "2023"),
         Assumption(30000, "USD", "illustrative: reported street price of one H100 SXM module", "2024"),
         _usd_gpu_hour(
-            98.32, 8, "p5.48xlarge (8x H100); AWS announced cuts of up to 45% in 2025-06", "2023-07"
+            98.32, 8, "p5.48xlarge (8x H100)", "2023-07", "; AWS announced cuts of up to 45% in 2025-06"
         ),
         Assumption(
             989e12, "FLOP/s", "NVIDIA H100 datasheet: BF16 tensor 989 TFLOPS dense (1979 sparse)", "2023"
@@ -129,7 +125,7 @@ DEVICES: dict[str, DeviceCosts] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Assumptions:
     """The cost model's inputs. Edit with .edit(...) / .with_device(...): both re-validate."""
 
@@ -188,6 +184,14 @@ class Assumptions:
                 a = getattr(dev, part)
                 if a is not None:
                     a.check(f"devices[{key!r}].{part}")
+
+    def __repr__(self) -> str:  # short: the full provenance is in .table()
+        numbers = ", ".join(
+            f"{f.name}={getattr(self, f.name).value:g} {getattr(self, f.name).unit}"
+            for f in fields(self)
+            if f.name != "devices"
+        )
+        return f"Assumptions({numbers}, devices={list(self.devices)})"
 
     # -- lookups -------------------------------------------------------------------------------
     def device(self, key: str) -> DeviceCosts:
