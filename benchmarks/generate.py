@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-size", type=int, default=320)
     parser.add_argument("--vocab-size", type=int, default=1024)  # the course tokenizer's (profile ci)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice). On a shared, busy machine 1 thread "
+                             "avoids waiting for a descheduled second thread at every small op")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     config = GPTConfig.preset("gpt-micro", vocab_size=args.vocab_size, block_size=args.block_size)
