@@ -373,3 +373,24 @@ def test_notebook_gpt_equals_helpers(name):
     x = torch.randn(2, 7, c.n_embd)
     attn = theirs.transformer.h[0].attn
     assert F.mse_loss(attn(x), attention_by_hand(attn, x)).item() < 1e-12
+
+
+def test_export_works_with_pipeline_and_peft():
+    """The issue's promise: the learner's own model works with transformers' pipelines and peft."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import pipeline
+
+    from helpers.tokenizer import BPETokenizer
+
+    tok = BPETokenizer.train("the film was good. the film was bad. " * 20, vocab_size=280)
+    model = make_model(GPTConfig.preset("gpt-nano", vocab_size=tok.vocab_size, block_size=32))
+    hf = G.to_transformers(model, eos_token_id=tok.eot_id)
+    generator = pipeline("text-generation", model=hf, tokenizer=tok.to_transformers(), device="cpu")
+    text = generator("the film", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    prompt = torch.tensor([tok.encode("the film")])
+    assert text == tok.decode(model.generate(prompt, 5, temperature=0)[0].tolist())
+
+    lora = get_peft_model(hf, LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
+    assert 0 < lora.get_nb_trainable_parameters()[0] < model.num_params() / 5
+    with torch.no_grad():  # LoRA's B starts at zero: the wrapped model still equals ours
+        torch.testing.assert_close(lora(prompt).logits, model(prompt), atol=1e-5, rtol=0)
