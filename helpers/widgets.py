@@ -12,6 +12,10 @@ each prompt with the tokenizer's own chat template, generates token by token wit
 `chat_widget(session)` wraps it in a text box with Send / Stop / Clear buttons; generation runs in a
 background thread so the kernel can still receive the Stop click while tokens stream in.
 
+`break_even_widget(inputs)` puts sliders (monthly requests, tokens per request, hardware price, power,
+energy price, cloud GPU price, API prices) on `helpers.breakeven`; its logic is the pure functions
+`edit_inputs` and `break_even_summary`.
+
 Left out on purpose: batching several users, beam search, tool calls, rendering Markdown.
 """
 
@@ -22,7 +26,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -286,3 +290,73 @@ class ChatWidget:
 def chat_widget(session: ChatSession, title: str = "Local chat") -> ChatWidget:
     """A chat box over `session`; display it by leaving it last in a cell."""
     return ChatWidget(session, title)
+
+
+# ----------------------------------------------------------------------------- break-even sliders
+
+
+def edit_inputs(inputs, tokens_per_request: float | None = None, **changes: float):
+    """A copy of a helpers.breakeven.BreakEvenInputs with fields changed; `tokens_per_request` keeps the
+    prompt/answer split: 300 tokens as 200 in + 100 out, asked for 600 -> 400 in + 200 out."""
+    if tokens_per_request is not None:
+        if tokens_per_request <= 0:
+            raise ValueError(f"tokens_per_request must be > 0, got {tokens_per_request!r}")
+        tokens_in = tokens_per_request * inputs.tokens_in / inputs.tokens_per_request
+        changes = {"tokens_in": tokens_in, "tokens_out": tokens_per_request - tokens_in, **changes}
+    return replace(inputs, **changes)
+
+
+def break_even_summary(result, requests_per_month: float) -> str:
+    """'At 100,000 requests/month: local 45 EUR, cloud 270 EUR, api 12 EUR -> api is cheapest.'"""
+    costs = {name: float(model.cost(requests_per_month)) for name, model in result.models.items()}
+    parts = ", ".join(f"{name} {cost:,.0f} EUR" for name, cost in costs.items())
+    return (f"At {requests_per_month:,.0f} requests/month: {parts} -> "
+            f"{result.cheapest(requests_per_month)} is cheapest.")
+
+
+# (slider, field of BreakEvenInputs, min, max, step or None for a log slider (min/max are exponents))
+_BREAK_EVEN_SLIDERS = (
+    ("hardware price (EUR)", "local_hardware_eur", 200, 20_000, 100),
+    ("power (W)", "local_power_w", 5, 1_000, 5),
+    ("energy (EUR/kWh)", "energy_eur_per_kwh", 0.05, 0.8, 0.01),
+    ("cloud GPU (EUR/h)", "cloud_eur_per_hour", 0.1, 10.0, 0.05),
+    ("API in (EUR/M tok)", "api_eur_per_m_in", -2, 1.5, None),
+    ("API out (EUR/M tok)", "api_eur_per_m_out", -2, 2, None),
+)
+
+
+def break_even_widget(inputs, requests_per_month: float = 1e5, max_requests: float = 1e8):
+    """Sliders over a BreakEvenInputs; the plot and the summary line update as they move."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from helpers.breakeven import break_even, plot_break_even
+
+    style = {"description_width": "150px"}
+    layout = w.Layout(width="460px")
+    sliders = {
+        "requests": w.FloatLogSlider(value=requests_per_month, base=10, min=2, max=8, step=0.1,
+                                     description="requests / month", style=style, layout=layout),
+        "tokens": w.IntSlider(value=int(inputs.tokens_per_request), min=50, max=4_000, step=50,
+                              description="tokens / request", style=style, layout=layout),
+    }
+    for label, name, lo, hi, step in _BREAK_EVEN_SLIDERS:
+        value = getattr(inputs, name)
+        if step is None:
+            sliders[name] = w.FloatLogSlider(value=value, base=10, min=lo, max=hi, step=0.05,
+                                             description=label, style=style, layout=layout)
+        else:
+            sliders[name] = w.FloatSlider(value=min(max(value, lo), hi), min=lo, max=hi, step=step,
+                                          description=label, style=style, layout=layout)
+
+    def update(requests: float, tokens: int, **prices: float) -> None:
+        result = break_even(edit_inputs(inputs, tokens, **prices), max_requests=max_requests)
+        fig = plot_break_even(result, title="Monthly cost vs volume (your sliders)")
+        fig.axes[0].axvline(requests, color="grey", ls=":")
+        display(fig)
+        plt.close(fig)
+        print(break_even_summary(result, requests))
+
+    out = w.interactive_output(update, sliders)
+    return w.VBox([w.HBox([w.VBox(list(sliders.values())[:4]), w.VBox(list(sliders.values())[4:])]), out])

@@ -166,3 +166,50 @@ def test_time_stream_counts_and_orders():
     s = time_stream(iter(range(5)), prompt_tokens=3)
     assert isinstance(s, StreamStats) and s.new_tokens == 5 and s.prompt_tokens == 3
     assert s.first_token_seconds <= s.total_seconds
+
+
+# ----------------------------------------------------------------------------- break-even sliders
+
+
+@pytest.fixture
+def inputs():
+    from helpers.breakeven import BreakEvenInputs
+
+    return BreakEvenInputs(tokens_in=200, tokens_out=100, local_tokens_per_s=20, local_power_w=30,
+                           local_hardware_eur=1200, amortisation_years=3, energy_eur_per_kwh=0.3,
+                           cloud_eur_per_hour=0.5, cloud_tokens_per_s=200, api_eur_per_m_in=0.15,
+                           api_eur_per_m_out=0.6)
+
+
+def test_edit_inputs_keeps_the_split_and_checks(inputs):
+    from helpers.widgets import edit_inputs
+
+    edited = edit_inputs(inputs, 600, energy_eur_per_kwh=0.5)
+    assert (edited.tokens_in, edited.tokens_out, edited.energy_eur_per_kwh) == (400, 200, 0.5)
+    assert inputs.tokens_in == 200  # the original is unchanged
+    with pytest.raises(ValueError, match="tokens_per_request"):
+        edit_inputs(inputs, 0)
+    with pytest.raises(ValueError, match="local_power_w"):
+        edit_inputs(inputs, local_power_w=-1)
+
+
+def test_break_even_summary_names_the_cheapest(inputs):
+    from helpers.breakeven import break_even
+    from helpers.widgets import break_even_summary
+
+    result = break_even(inputs)
+    line = break_even_summary(result, 1_000)
+    # 1,000 requests cost the API 1000 * (200 * 0.15 + 100 * 0.6) / 1e6 = 0.09 EUR: far below a machine.
+    assert line.startswith("At 1,000 requests/month:") and line.endswith("api is cheapest.")
+
+
+def test_break_even_widget_builds_without_a_browser(inputs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.widgets import break_even_widget
+
+    box = break_even_widget(inputs)
+    sliders = [c for column in box.children[0].children for c in column.children]
+    assert len(sliders) == 8
+    sliders[0].value = 1e6  # moving a slider re-renders without error
