@@ -357,7 +357,7 @@ class GPT(nn.Module):
                     logits = self(idx[:, -1:], cache=cache)  # only the newest token: O(T) not O(T^2)
                 nxt = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
                 if stops.numel():
-                    nxt = torch.where(finished[:, None], stops[0], nxt)  # finished rows: pad
+                    nxt = torch.where(finished[:, None], idx[:, -1:], nxt)  # finished: repeat its stop token
                     finished |= torch.isin(nxt[:, 0], stops)
                 idx = torch.cat([idx, nxt], dim=1)
                 yield nxt

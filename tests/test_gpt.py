@@ -156,7 +156,8 @@ def test_stop_tokens_end_generation_and_pad_finished_rows():
     prompt = tokens(NANO, 2, 4)
     free = model.generate(prompt, 12, temperature=0)
     stop = int(free[0, 6])  # a token row 0 produces at its 3rd step under greedy decoding
-    out = model.generate(prompt, 12, temperature=0, stop_tokens=[stop])
+    other = min(set(range(NANO.vocab_size)) - set(free.flatten().tolist()))  # a stop id never produced
+    out = model.generate(prompt, 12, temperature=0, stop_tokens=[other, stop])
     row0 = out[0, 4:].tolist()
     first = row0.index(stop)
     assert row0[: first + 1] == free[0, 4 : 4 + first + 1].tolist()
