@@ -83,75 +83,99 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
-def _pair_counts(words: Sequence[list[int]], freqs: Sequence[int]):
-    """Pair -> total count, and pair -> indices of the words that contain it."""
-    counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
-    for wi, (w, f) in enumerate(zip(words, freqs)):
-        for pair in zip(w, w[1:]):
-            counts[pair] = counts.get(pair, 0) + f
-            s = where.get(pair)
-            if s is None:
-                where[pair] = {wi}
-            else:
-                s.add(wi)
-    return counts, where
-
-
-def train_merges(chunk_counts: dict[bytes, int], n_merges: int) -> list[tuple[int, int]]:
+def train_merges(chunk_counts: dict[bytes, int], n_merges: int,
+                 merge_counts: list[int] | None = None) -> list[tuple[int, int]]:
     """Learn up to `n_merges` merges from distinct chunks and their counts (stops early if no pair is left).
 
-    {b"aaab": 2} with n_merges=2 -> [(97, 97), (256, 97)]: 'aa' then 'aaa'.
+    If `merge_counts` is a list, each merge appends how many tokens it removed from the training text
+    (its pair count, less overlaps: b"aaa" holds the pair (97, 97) twice but merges it once).
+
+    {b"aaab": 2} with n_merges=2 -> [(97, 97), (97, 98)]: "aa", then "ab" (a tie with (256, 97): smaller ids win).
     """
-    words = [list(c) for c in chunk_counts]
+    # Representation trick: a word is a str whose characters are token ids (chr(id)), so a merge is
+    # str.replace (left to right, non-overlapping: exactly `merge`), and a pair is a 2-character str
+    # whose ordering is the ordering of (left id, right id).
+    words = [c.decode("latin-1") for c in chunk_counts]
     freqs = list(chunk_counts.values())
-    counts, where = _pair_counts(words, freqs)
-    heap = [(-c, a, b) for (a, b), c in counts.items()]
+    counts: dict[str, int] = {}
+    where: dict[str, set[int]] = {}  # pair -> words that contain it (may be stale, never incomplete)
+    for wi, (w, f) in enumerate(zip(words, freqs)):
+        for i in range(len(w) - 1):
+            p = w[i:i + 2]
+            counts[p] = counts.get(p, 0) + f
+            s = where.get(p)
+            if s is None:
+                where[p] = {wi}
+            else:
+                s.add(wi)
+    heap = [(-c, p) for p, c in counts.items()]
     heapq.heapify(heap)
     vocab = [bytes([i]) for i in range(256)]
     known = set(vocab)
     merges: list[tuple[int, int]] = []
-    banned: set[tuple[int, int]] = set()  # pairs whose merge would repeat an existing token
+    banned: set[str] = set()  # pairs whose merge would repeat an existing token
+    counts_get = counts.get
     while len(merges) < n_merges and heap:
-        neg, a, b = heapq.heappop(heap)
-        pair = (a, b)
-        if counts.get(pair, 0) != -neg or pair in banned:
-            continue  # stale heap entry: the count changed since it was pushed
+        neg, pair = heapq.heappop(heap)
+        c = counts_get(pair, 0)
+        if c != -neg:
+            # subtle: only counts of pairs with the new token grow, and only those are pushed; a count
+            # that shrank leaves a too-high entry behind. Re-queue it at its true count and look again.
+            if c > 0 and pair not in banned:
+                heapq.heappush(heap, (-c, pair))
+            continue
+        a, b = ord(pair[0]), ord(pair[1])
         spelled = vocab[a] + vocab[b]
-        if spelled in known:
+        if pair in banned or spelled in known:
             banned.add(pair)  # never again: those bytes are a token already (see module docstring)
             continue
         new_id = len(vocab)
-        merges.append(pair)
+        new = chr(new_id)
+        merges.append((a, b))
         vocab.append(spelled)
         known.add(spelled)
-        changed: dict[tuple[int, int], int] = {}
-        get = changed.get
+        left, right = pair
+        fresh: set[str] = set()  # pairs with the new token: the only counts that grow
+        removed = 0
         for wi in where.pop(pair, ()):
             w = words[wi]
-            nw = merge(w, pair, new_id)
+            nw = w.replace(pair, new)
             if len(nw) == len(w):
                 continue  # stale index: this word lost the pair to an earlier merge
             f = freqs[wi]
-            # Subtract every pair of the old word and add every pair of the new one: words are short,
-            # and the pairs that did not change cancel out.
-            for p in zip(w, w[1:]):
-                changed[p] = get(p, 0) - f
-            for p in zip(nw, nw[1:]):
-                changed[p] = get(p, 0) + f
-                if new_id in p:  # only pairs with the new token are new to this word
-                    s = where.get(p)
-                    if s is None:
-                        where[p] = {wi}
+            removed += f * (len(w) - len(nw))
+            # Update only the neighbourhood of each merged occurrence: x a b y -> x N y.
+            j = nw.find(new)
+            while j >= 0:
+                counts[pair] -= f
+                if j > 0:
+                    x = nw[j - 1]
+                    counts[(right if x == new else x) + left] -= f  # old left pair (a N N b: was b a)
+                    q = x + new
+                    counts[q] = counts_get(q, 0) + f
+                    fresh.add(q)
+                    where_q = where.get(q)
+                    if where_q is None:
+                        where[q] = {wi}
                     else:
-                        s.add(wi)
+                        where_q.add(wi)
+                if j + 1 < len(nw) and nw[j + 1] != new:  # a following N is handled as its left pair
+                    y = nw[j + 1]
+                    counts[right + y] -= f
+                    q = new + y
+                    counts[q] = counts_get(q, 0) + f
+                    fresh.add(q)
+                    where_q = where.get(q)
+                    if where_q is None:
+                        where[q] = {wi}
+                    else:
+                        where_q.add(wi)
+                j = nw.find(new, j + 1)
             words[wi] = nw
-        for p, delta in changed.items():
-            if delta:
-                c = counts.get(p, 0) + delta
-                counts[p] = c
-                if c > 0 and p not in banned:
-                    heapq.heappush(heap, (-c, p[0], p[1]))
+        if merge_counts is not None:
+            merge_counts.append(removed)
+        for q in fresh:
+            heapq.heappush(heap, (-counts[q], q))
     return merges
 
 
@@ -287,12 +311,14 @@ class BPETokenizer:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         chunks = self._split.findall(text) if self._split is not None else ([text] if text else [])
         out: list[int] = []
-        for chunk in chunks:
-            try:
-                out.extend(self._encode_chunk(chunk))
-            except UnicodeEncodeError as err:
-                raise ValueError(f"text contains a character UTF-8 cannot encode ({err.reason}, e.g. a lone "
-                                 "surrogate): clean it with text.encode('utf-8', 'replace').decode()") from err
+        cache = self._cache
+        try:
+            for chunk in chunks:
+                ids = cache.get(chunk)
+                out.extend(ids if ids is not None else self._encode_chunk(chunk))
+        except UnicodeEncodeError as err:
+            raise ValueError(f"text contains a character UTF-8 cannot encode ({err.reason}, e.g. a lone "
+                             "surrogate): clean it with text.encode('utf-8', 'replace').decode()") from err
         return out
 
     def encode(self, text: str, allowed_special: str | set[str] = "none") -> list[int]:
@@ -389,7 +415,9 @@ class BPETokenizer:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise TokenizerFileError(f"{path} is not a text file: not a {FORMAT_NAME} tokenizer") from err
-        return cls._parse(text, str(path))
+        from helpers.artifacts import display_path
+
+        return cls._parse(text, display_path(path))
 
     @classmethod
     def _parse(cls, text: str, name: str) -> BPETokenizer:
@@ -496,9 +524,10 @@ def _atomic_write(path: Path, text: str) -> Path:
     return path
 
 
-def course_tokenizer(profile=None) -> BPETokenizer:
+def course_tokenizer(profile=None, retrain: bool = False) -> BPETokenizer:
     """The course tokenizer: loaded from artifacts/tokenizer/ if it is there, valid and made for this
-    profile; otherwise trained on `pretraining_text(profile.tokenizer.train_chars)` and saved there.
+    profile (and not `retrain`); otherwise trained on `pretraining_text(profile.tokenizer.train_chars)`
+    with `profile.tokenizer.vocab_size` and saved there.
 
     Deterministic (same text, same rules, same merges) and about a second under the `ci` profile.
     """
@@ -511,7 +540,7 @@ def course_tokenizer(profile=None) -> BPETokenizer:
     meta = {"corpus": "helpers.data.pretraining_text", "train_chars": sizes.train_chars,
             "requested_vocab_size": sizes.vocab_size}
     path = artifacts_dir("tokenizer") / COURSE_FILE
-    if path.is_file():
+    if path.is_file() and not retrain:
         try:
             tok = BPETokenizer.load(path)
             if tok.meta == meta and tok.pattern == GPT4_SPLIT_PATTERN and list(tok.special_tokens) == DEFAULT_SPECIAL_TOKENS:

@@ -98,6 +98,14 @@ def test_fast_trainer_equals_notebook_on_random_text(text, extra):
     assert BPETokenizer.train(text, 256 + extra + N_SPECIAL).merges == list(expected)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet="aab", min_size=1, max_size=80), extra=st.integers(0, 30))
+def test_fast_trainer_equals_notebook_on_runs_without_pattern(text, extra):
+    """Long runs of one letter: the overlapping pairs ('aaa' holds (a, a) twice) are the tricky case."""
+    expected, _ = nb().train_on_bytes(text, 256 + extra)
+    assert BPETokenizer.train(text, 256 + extra + N_SPECIAL, pattern=None).merges == list(expected)
+
+
 def test_notebook_pattern_and_specials_are_the_helpers_ones():
     assert nb().SPLIT_PATTERN == GPT4_SPLIT_PATTERN
     assert nb().SPECIAL_TOKENS == DEFAULT_SPECIAL_TOKENS
