@@ -102,7 +102,7 @@ def score_sentiment(generations: Sequence[str], labels: Sequence[int]) -> Score:
     expected = [instruct.SENTIMENT_ANSWERS[int(y)] for y in labels]
     parsed = [parse_sentiment(g) for g in generations]
     return _score(pd.DataFrame({
-        "expected": expected, "generated": list(generations), "parsed": parsed,
+        "expected": expected, "generated": list(generations), "parsed": [p or "(none)" for p in parsed],
         "correct": [p == e for p, e in zip(parsed, expected, strict=True)],
         "malformed": [p is None for p in parsed],
     }))

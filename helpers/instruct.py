@@ -489,7 +489,9 @@ def add_lora(model: torch.nn.Module, target_modules: Sequence[str], r: int = 8, 
     torch.manual_seed(seed)  # LoRA's A matrices are random: seed them for repeatable runs
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question: not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def lora_flops_per_token(peft_model: torch.nn.Module) -> tuple[float, str]:
@@ -510,9 +512,13 @@ def save_adapter(peft_model, folder: str | os.PathLike, base_model: str, note: d
     `base_model` (e.g. 'smollm2-135m-instruct') replaces the machine path peft would record.
     """
     folder = Path(folder)
-    for cfg in peft_model.peft_config.values():
-        cfg.base_model_name_or_path = base_model
     peft_model.save_pretrained(folder)
+    # subtle: rename the base model only in the written file; peft reads the real path while saving
+    # (to check whether the embeddings changed), and a bare name would send it looking on the hub.
+    config_path = folder / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = base_model
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
     info = {"base_model": base_model, **(note or {})}
     (folder / COURSE_ADAPTER_FILE).write_text(json.dumps(info, indent=2))
     return folder
@@ -526,7 +532,9 @@ def load_adapter(base_model: torch.nn.Module, folder: str | os.PathLike):
     if not (folder / "adapter_config.json").is_file():
         raise FileNotFoundError(f"no adapter_config.json in {folder.name}/: run notebook 05 (it saves the "
                                 "adapter), or call helpers.instruct.tuned_model(), which trains one")
-    return PeftModel.from_pretrained(base_model, folder).eval()
+    with warnings.catch_warnings():  # see add_lora
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return PeftModel.from_pretrained(base_model, folder).eval()
 
 
 # ----------------------------------------------------------------------------- the finished piece
