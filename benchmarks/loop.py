@@ -1,0 +1,165 @@
+"""The helpers training loop vs a bare PyTorch loop, quiet and with a competing CPU-bound process.
+
+Goals (issue 4), on nanoGPT's CPU size (4 layers, 4 heads, 128 wide, block 64, batch 12, fp32):
+1. helpers loop tokens/s / bare loop tokens/s >= 1.0 (MFU against the measured fp32 matmul peak printed);
+2. with one competing CPU-bound process on the machine, the helpers loop is <= 1.2x slower than quiet.
+
+The bare loop is what one writes by hand: sample a batch, forward, loss, backward, clip, AdamW step
+(`torch.optim.AdamW` with its defaults, as most tutorials do). A second bare variant uses the fused AdamW
+the helpers loop uses, so the table shows where any gain comes from. The helpers run is timed around the
+whole `train()` call (set-up, progress bookkeeping, energy meter and all). Token ids are random: speed
+does not depend on what the tokens say. All variants run in this process, interleaved (A, B, C, A, B, C,
+...), best and median of N reported; the ratios use medians.
+
+Run:  cd /work/main && .venv/bin/python benchmarks/loop.py [--steps 30] [--repeats 5] [--no-load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+# isort: off
+import helpers  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch is imported)
+import torch
+
+# isort: on
+
+from helpers.batches import TokenBatches
+from helpers.device import measure_matmul_flops
+from helpers.gpt import GPT, GPTConfig, lm_loss
+from helpers.training import TrainConfig, train
+
+GOAL_RATIO = 1.0  # helpers / bare tokens per second
+GOAL_LOADED = 1.2  # loaded time / quiet time
+BATCH, BLOCK, VOCAB = 12, 64, 1024
+
+
+def make_model() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig.preset("gpt-micro", vocab_size=VOCAB, block_size=BLOCK))
+
+
+def data() -> TokenBatches:
+    tokens = torch.randint(VOCAB, (200_000,), generator=torch.Generator().manual_seed(0))
+    return TokenBatches(tokens, batch_size=BATCH, block_size=BLOCK, seed=0)
+
+
+def run_helpers(steps: int) -> float:
+    model = make_model()
+    config = TrainConfig(
+        max_steps=steps,
+        lr=1e-3,
+        warmup_steps=2,
+        precision="fp32",
+        device="cpu",
+        progress=False,
+        peak_flops=1.0,
+        name="benchmark",
+    )
+    start = time.perf_counter()
+    record = train(model, data(), config)
+    return record.tokens / (time.perf_counter() - start)
+
+
+def run_bare(steps: int, fused: bool) -> float:
+    model = make_model()
+    batches = data()
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, fused=fused or None
+    )
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+        loss = lm_loss(model(batch["input_ids"]), batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    loss.item()
+    return steps * BATCH * BLOCK / (time.perf_counter() - start)
+
+
+def interleaved(runs: dict, repeats: int) -> dict[str, list[float]]:
+    for fn in runs.values():  # warm-up: allocator, kernel selection, lazy imports
+        fn()
+    results = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            results[name].append(fn())
+    return results
+
+
+def show(results: dict[str, list[float]]) -> None:
+    for name, values in results.items():
+        print(
+            f"  {name:26s} median {statistics.median(values):9,.0f} tok/s   best {max(values):9,.0f}   "
+            f"(n={len(values)})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-load", action="store_true", help="skip the competing-process measurement")
+    args = parser.parse_args(argv)
+
+    model = make_model()
+    n_params, flops_per_token = model.num_params(), model.flops_per_token(BLOCK)
+    print(
+        f"model: 4 layers, 4 heads, 128 wide, block {BLOCK}, batch {BATCH}, vocab {VOCAB}, fp32, "
+        f"{n_params:,} params; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(f"{args.steps} optimiser steps per run, {args.repeats} interleaved repeats")
+
+    runs = {
+        "helpers loop": lambda: run_helpers(args.steps),
+        "bare loop (AdamW default)": lambda: run_bare(args.steps, fused=False),
+        "bare loop (AdamW fused)": lambda: run_bare(args.steps, fused=True),
+    }
+    quiet = interleaved(runs, args.repeats)
+    show(quiet)
+    med = {k: statistics.median(v) for k, v in quiet.items()}
+    ratio = med["helpers loop"] / med["bare loop (AdamW default)"]
+    ratio_fused = med["helpers loop"] / med["bare loop (AdamW fused)"]
+    peak = measure_matmul_flops(torch.float32, n=1024, seconds=1.0, device=torch.device("cpu"))
+    mfu = med["helpers loop"] * flops_per_token / peak
+    ok = ratio >= GOAL_RATIO
+    print(
+        f"helpers / bare (default AdamW): {ratio:.3f}  (goal >= {GOAL_RATIO}: {'met' if ok else 'NOT met'})"
+    )
+    print(f"helpers / bare (fused AdamW, same optimiser): {ratio_fused:.3f}")
+    print(
+        f"MFU of the helpers loop: {mfu:.1%} of the measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "
+        f"({flops_per_token:,.0f} FLOPs/token = 6N + 12*L*C*T)"
+    )
+
+    if not args.no_load:
+        alternating = {"quiet": [], "loaded": []}
+        run_helpers(args.steps)  # warm
+        for _ in range(args.repeats):
+            alternating["quiet"].append(run_helpers(args.steps))
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                time.sleep(0.5)  # let the scheduler see it
+                alternating["loaded"].append(run_helpers(args.steps))
+            finally:
+                hog.kill()
+                hog.wait()
+        show(alternating)
+        slowdown = statistics.median(alternating["quiet"]) / statistics.median(alternating["loaded"])
+        ok_load = slowdown <= GOAL_LOADED
+        ok = ok and ok_load
+        print(
+            f"slow-down with one competing CPU-bound process: {slowdown:.2f}x "
+            f"(goal <= {GOAL_LOADED}x: {'met' if ok_load else 'NOT met'})"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
