@@ -52,12 +52,18 @@ def hf_train(docs: list[str]):
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(GPT4_SPLIT_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, show_progress=False, special_tokens=DEFAULT_SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(GPT4_SPLIT_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        show_progress=False,
+        special_tokens=DEFAULT_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(docs, trainer)
     return tok
 
@@ -73,7 +79,10 @@ def main() -> None:
 
     text = pretraining_text(chars)
     n_bytes = len(text.encode("utf-8"))
-    print(f"text: {n_bytes / 1e6:.2f} MB of review text, vocabulary {VOCAB} ({N_MERGES} merges), GPT-4 split pattern")
+    print(
+        f"text: {n_bytes / 1e6:.2f} MB of review text, vocabulary {VOCAB} ({N_MERGES} merges), "
+        "GPT-4 split pattern"
+    )
 
     # --- training: helpers vs HF tokenizers (alternating, best of `repeats`) ---
     docs = text.split("\n\n")
@@ -116,7 +125,9 @@ def main() -> None:
     start = time.perf_counter()
     slow_ids = nb.encode_ordinary(enc_text, merges_dict)
     t_enc_slow = time.perf_counter() - start
-    t_enc_fast, fast_ids = best_of(lambda: BPETokenizer(tok.merges).encode(enc_text), repeats)  # fresh cache each run
+    t_enc_fast, fast_ids = best_of(
+        lambda: BPETokenizer(tok.merges).encode(enc_text), repeats
+    )  # fresh cache each run
     assert fast_ids == slow_ids, "helpers and the straightforward encoder disagree"
     hf_tok = tok.to_transformers().backend_tokenizer
     t_enc_hf, hf_enc = best_of(lambda: hf_tok.encode(enc_text, add_special_tokens=False), repeats)
@@ -132,16 +143,28 @@ def main() -> None:
     line(f"straightforward: first {k_slow} merges measured", f"{t_k:8.2f} s")
     line(f"straightforward: all {N_MERGES} merges, extrapolated (lower bound)", f"{slow_lower:8.0f} s")
     line(f"straightforward: all {N_MERGES} merges, extrapolated (K x {N_MERGES}/K)", f"{slow_upper:8.0f} s")
-    line("speed-up vs straightforward (lower bound)", f"{slow_lower / t_ours:8.0f} x", ">= 100x", slow_lower / t_ours >= 100)
+    line(
+        "speed-up vs straightforward (lower bound)",
+        f"{slow_lower / t_ours:8.0f} x",
+        ">= 100x",
+        slow_lower / t_ours >= 100,
+    )
     line("speed-up vs straightforward (upper estimate)", f"{slow_upper / t_ours:8.0f} x")
-    line(f"measured to completion on {len(frac_text) / 1e3:.0f} kB, {frac_vocab - 256} merges",
-         f"{t_frac_slow / t_frac_fast:8.0f} x  ({t_frac_slow:.1f} s vs {t_frac_fast:.3f} s, same merges)")
+    line(
+        f"measured to completion on {len(frac_text) / 1e3:.0f} kB, {frac_vocab - 256} merges",
+        f"{t_frac_slow / t_frac_fast:8.0f} x  ({t_frac_slow:.1f} s vs {t_frac_fast:.3f} s, same merges)",
+    )
     line("helpers time / HF time", f"{t_ours / t_hf:8.2f} x", "<= 2x", t_ours / t_hf <= 2)
     print(f"encoding {enc_bytes / 1e6:.2f} MB (identical ids: helpers == straightforward == HF export)")
     line("straightforward", f"{enc_bytes / t_enc_slow / 1e6:8.3f} MB/s")
     line("helpers.tokenizer (cold per-chunk cache)", f"{enc_bytes / t_enc_fast / 1e6:8.3f} MB/s")
     line("HF export (Rust)", f"{enc_bytes / t_enc_hf / 1e6:8.3f} MB/s")
-    line("helpers speed-up vs straightforward", f"{t_enc_slow / t_enc_fast:8.1f} x", ">= 5x", t_enc_slow / t_enc_fast >= 5)
+    line(
+        "helpers speed-up vs straightforward",
+        f"{t_enc_slow / t_enc_fast:8.1f} x",
+        ">= 5x",
+        t_enc_slow / t_enc_fast >= 5,
+    )
 
 
 if __name__ == "__main__":

@@ -31,15 +31,21 @@ class ParallelPair:
 @lru_cache(maxsize=4)
 def _load(path: Path) -> tuple[ParallelPair, ...]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path.name} is missing: it ships with the repository in data/parallel_en_it/ "
-                                "(restore it with `git checkout data/parallel_en_it`)")
+        raise FileNotFoundError(
+            f"{path.name} is missing: it ships with the repository in data/parallel_en_it/ "
+            "(restore it with `git checkout data/parallel_en_it`)"
+        )
     lines = path.read_text(encoding="utf-8").splitlines()
     try:
         meta = json.loads(lines[0])["_meta"]
     except (IndexError, KeyError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path.name}: line 1 must be the header {{\"_meta\": ...}}; restore the file from git") from err
+        raise ValueError(
+            f'{path.name}: line 1 must be the header {{"_meta": ...}}; restore the file from git'
+        ) from err
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path.name}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path.name}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
+        )
     pairs = []
     for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -48,15 +54,19 @@ def _load(path: Path) -> tuple[ParallelPair, ...]:
             rec = json.loads(line)
             pair = ParallelPair(**{k: rec[k] for k in FIELDS})
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path.name} line {n}: expected a JSON object with fields {FIELDS} ({err})") from err
+            raise ValueError(
+                f"{path.name} line {n}: expected a JSON object with fields {FIELDS} ({err})"
+            ) from err
         if pair.split not in SPLITS or not pair.en.strip() or not pair.it.strip():
-            raise ValueError(f"{path.name} line {n}: split must be one of {SPLITS} and en/it must be non-empty")
+            raise ValueError(
+                f"{path.name} line {n}: split must be one of {SPLITS} and en/it must be non-empty"
+            )
         pairs.append(pair)
     return tuple(pairs)
 
 
 def load_parallel(split: str | None = None, path: str | Path | None = None) -> list[ParallelPair]:
-    """All aligned pairs (or one split): load_parallel('eval')[0].it -> 'Posso modificare ...'."""
+    """All aligned pairs (or one split): load_parallel('eval')[0].it -> 'Quanto tempo richiede ...'."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None (all pairs), got {split!r}")
     pairs = _load(Path(path) if path is not None else PARALLEL_FILE)

