@@ -433,6 +433,11 @@ def save_gpt(model: GPT, folder: str | os.PathLike) -> Path:
     """
     from safetensors.torch import save
 
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile ...
+    model = getattr(model, "module", model)  # ... and DistributedDataParallel
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_gpt saves a helpers.gpt.GPT, got {type(model).__name__}: for a transformers "
+                        "model use its save_pretrained(folder)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()

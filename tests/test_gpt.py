@@ -287,6 +287,11 @@ def test_save_load_round_trip(tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [G.CONFIG_FILE, G.WEIGHTS_FILE]
 
 
+def test_save_refuses_other_models(tmp_path):
+    with pytest.raises(TypeError, match="save_pretrained"):
+        G.save_gpt(torch.nn.Linear(2, 2), tmp_path)
+
+
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json.*save_gpt"):
         G.load_gpt(tmp_path)
