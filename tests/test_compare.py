@@ -1,0 +1,373 @@
+"""Tests for helpers.compare: label-noise flipping, the N ladder, constrained scoring, the route runners
+on tiny in-process models, the FAQ adaptability run, the same-test-set guard, the article's table built
+from hand-made records, and the notebook's own versions against helpers.
+
+Run: .venv/bin/python -m pytest tests/test_compare.py -q      (~30 s)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_llama import tiny_llama, tiny_tokenizer
+
+from helpers import compare as C
+from helpers.costs import Ledger
+from helpers.gpt import GPT, GPTConfig
+from helpers.instruct import load_faq
+from helpers.profiles import InstructSizes
+from helpers.records import RunRecord
+from helpers.tokenizer import BPETokenizer
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_train_vs_instruct.ipynb"
+TEXT = (
+    "A wonderful film, I loved it. Positive and moving. A terrible film, I hated it, negative and dull. "
+    "Is this review positive or negative? The plot was bad but the acting was good. "
+) * 20
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def chat_tok():
+    return C.course_chat_tokenizer(BPETokenizer.train(TEXT, vocab_size=330))
+
+
+@pytest.fixture(scope="module")
+def gpt_config(chat_tok):
+    return GPTConfig(vocab_size=len(chat_tok), block_size=160, n_layer=1, n_head=2, n_embd=16)
+
+
+@pytest.fixture(scope="module")
+def crop(chat_tok, gpt_config):
+    return C.Cropper(chat_tok, gpt_config.block_size)
+
+
+@pytest.fixture(scope="module")
+def task(crop):
+    return C.sentiment_task(6, crop)
+
+
+def _recipe(**kw) -> C.Recipe:
+    return C.Recipe(**{"lr": 1e-3, "batch_size": 4, "epochs": 1.0, "min_steps": 1, "max_steps": 2, **kw})
+
+
+def _record(name, key, n, acc, noise=0.0, test_set="t1", flops=None, seconds=1.0) -> RunRecord:
+    r = RunRecord(
+        name=name,
+        route=C.ROUTES.get(key, key),
+        device="cpu",
+        precision="fp32",
+        steps=n,
+        wall_seconds=seconds,
+        tokens=100 * n,
+        flops=float(flops if flops is not None else 1e9 * n),
+        flops_method="test",
+        achieved_flops_per_s=0.0,
+        peak_flops_per_s=1.0,
+        mfu=0.0,
+        peak_memory_bytes=0,
+        trainable_params=1,
+        total_params=1,
+        metrics={"accuracy": acc},
+        test_set=test_set,
+        extra={"experiment": C.EXPERIMENT, "route_key": key, "n_examples": n, "label_noise": noise},
+    )
+    return r
+
+
+# ----------------------------------------------------------------------------- label noise
+
+
+@pytest.mark.parametrize("n", [10, 25, 64])
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4, 1.0])
+def test_flip_labels_flips_exactly_the_fraction(n, fraction):
+    labels = np.arange(n) % 2
+    flipped = C.flip_labels(labels, fraction, seed=3)
+    assert int((flipped != labels).sum()) == round(fraction * n)
+    assert set(np.unique(flipped)) <= {0, 1}
+
+
+def test_flip_labels_is_deterministic_and_nested():
+    labels = np.arange(50) % 2
+    a, b = C.flip_labels(labels, 0.2, seed=1), C.flip_labels(labels, 0.2, seed=1)
+    assert (a == b).all()
+    assert (a != C.flip_labels(labels, 0.2, seed=2)).any()
+    small, large = a != labels, C.flip_labels(labels, 0.4, seed=1) != labels
+    assert (large[small]).all()  # 40 % flips a superset of 20 % (same seed)
+    assert (C.flip_labels(labels, 0.0) == labels).all()
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5])
+def test_flip_labels_rejects_bad_fraction(fraction):
+    with pytest.raises(ValueError, match="fraction must be in"):
+        C.flip_labels([0, 1], fraction)
+
+
+def test_flip_labels_rejects_non_binary_labels():
+    with pytest.raises(ValueError, match="binary labels"):
+        C.flip_labels([0, 1, 2], 0.5)
+
+
+def test_training_examples_carry_the_flipped_labels():
+    clean = C.training_examples(10)
+    noisy = C.training_examples(10, noise=0.4, seed=0)
+    assert [e.prompt for e in clean] == [e.prompt for e in noisy]
+    assert sum(a.response != b.response for a, b in zip(clean, noisy, strict=True)) == 4
+
+
+# ----------------------------------------------------------------------------- the ladder and the target
+
+
+@pytest.mark.parametrize(("batches", "expected"), [(1, 3), (10, 20), (100, 50)])
+def test_recipe_steps_are_epochs_times_batches_within_limits(batches, expected):
+    assert C.Recipe(1e-3, 8, 2.0, 3, 50).steps(batches) == expected
+
+
+def test_recipe_rejects_bad_limits():
+    with pytest.raises(ValueError, match="min_steps <= max_steps"):
+        C.Recipe(1e-3, 8, 1.0, 10, 5)
+
+
+@pytest.mark.parametrize(
+    ("accs", "sustained", "expected"),
+    [
+        ((0.8, 0.6, 0.9), True, 64),
+        ((0.8, 0.6, 0.9), False, 4),
+        ((0.5, 0.6, 0.7), True, None),
+        ((0.75, 0.75, 0.9), True, 4),  # reaching exactly the target counts
+    ],
+)
+def test_examples_to_reach(accs, sustained, expected):
+    assert C.examples_to_reach((4, 16, 64), accs, 0.75, sustained=sustained) == expected
+
+
+def test_examples_to_reach_sorts_and_checks_its_input():
+    assert C.examples_to_reach((64, 4, 16), (0.9, 0.5, 0.8), 0.75) == 16
+    with pytest.raises(ValueError, match="pair up"):
+        C.examples_to_reach((4, 16), (0.5,), 0.7)
+    with pytest.raises(ValueError, match="each N must appear once"):
+        C.examples_to_reach((4, 4), (0.5, 0.6), 0.7)
+
+
+# ----------------------------------------------------------------------------- the test set and scoring
+
+
+def test_cropper_makes_every_example_fit_and_leaves_short_reviews_alone(chat_tok, crop):
+    from helpers.instruct import encode
+
+    short, long = "Great.", "An endless review that goes on and on. " * 30
+    assert crop.crop(short) == short
+    cut = crop.crop(long)
+    assert long.startswith(cut) and len(cut) < len(long)
+    for text in (cut, short):
+        for answer in C.ANSWERS:
+            assert (
+                len(encode(chat_tok, C.task_examples([text], [C.ANSWERS.index(answer)])[0])) <= crop.context
+            )
+
+
+def test_cropper_refuses_a_context_too_small(chat_tok):
+    with pytest.raises(ValueError, match="larger block_size"):
+        C.Cropper(chat_tok, 20)
+
+
+def test_sentiment_task_is_the_fixed_test_prefix_and_names_itself(crop):
+    from helpers.data import test_set
+
+    small, big = C.sentiment_task(4, crop), C.sentiment_task(6, crop)
+    assert big.labels[:4] == small.labels == tuple(test_set(4)["label"])
+    assert small.name != big.name and small.name == C.sentiment_task(4, crop).name
+
+
+@pytest.mark.parametrize(
+    ("texts", "labels", "match"),
+    [(("a", "b"), (1,), "as many labels"), (("a",), (2,), "labels must be in"), ((), (), "as many labels")],
+)
+def test_sentiment_task_rejects_bad_input(texts, labels, match):
+    with pytest.raises(ValueError, match=match):
+        C.SentimentTask(texts, labels, "x")
+
+
+@torch.no_grad()
+def _slow_logprob(model, prompt, answer):
+    """Straightforward reference: one sequence, sum of log-probs of the answer's tokens."""
+    x = torch.tensor([list(prompt) + list(answer)])
+    out = model(x)
+    logits = out.logits if hasattr(out, "logits") else out
+    logp = torch.log_softmax(logits.float(), -1)[0]
+    return sum(float(logp[len(prompt) - 1 + i, t]) for i, t in enumerate(answer))
+
+
+@pytest.mark.parametrize("answers", [[[5], [9]], [[5, 7], [9], [3, 3, 3]]])
+def test_answer_logprobs_equal_one_sequence_at_a_time(answers):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=32, block_size=24, n_layer=1, n_head=2, n_embd=16)).eval()
+    prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]]
+    got = C.answer_logprobs(model, prompts, answers, batch_size=2)
+    want = torch.tensor([[_slow_logprob(model, p, a) for a in answers] for p in prompts], dtype=torch.float64)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)  # float32 logits summed in a different order
+
+
+def test_answer_ids_are_how_training_responses_begin(chat_tok):
+    ids = C.answer_ids(chat_tok)
+    assert [chat_tok.decode(i) for i in ids] == list(C.ANSWERS)
+
+
+# ----------------------------------------------------------------------------- route runners
+
+
+def test_scratch_route_runs_a_point_through_the_loop(chat_tok, gpt_config, crop, task):
+    route = C.ScratchRoute("A0", chat_tok, gpt_config, _recipe(), seed=0)
+    record = C.run_point(route, task, 4, crop=crop, generation=True)
+    assert record.route == "scratch-no-pretrain" and record.test_set == task.name
+    assert 0.0 <= record.metrics["accuracy"] <= 1.0 and "accuracy_generated" in record.metrics
+    assert record.extra["n_examples"] == 4 and record.extra["examples_dropped"] == 0
+    assert record.steps == 1  # 4 examples, batch 4, one epoch
+    n = sum(m.weight.numel() for m in GPT(gpt_config).modules() if isinstance(m, torch.nn.Linear))
+    assert record.flops == pytest.approx(6 * n * record.tokens)
+    again = C.run_point(route, task, 4, crop=crop)
+    assert again.metrics["accuracy"] == record.metrics["accuracy"]  # seeded: repeatable
+
+
+def test_scratch_route_from_a_base_starts_from_its_weights(chat_tok, gpt_config, task):
+    torch.manual_seed(1)
+    base = GPT(gpt_config)
+    route = C.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=base)
+    untuned = C.run_point(route, task, 0)
+    assert untuned.steps == 0 and untuned.flops == 0 and untuned.wall_seconds == 0
+    assert untuned.metrics["accuracy"] == C.score_task(base.eval(), chat_tok, task).accuracy
+    with pytest.raises(ValueError, match="'A' or 'A0'"):
+        C.ScratchRoute("B", chat_tok, gpt_config, _recipe())
+
+
+@pytest.fixture
+def lora_route():
+    from helpers.models import LoadedModel
+
+    def load():
+        return LoadedModel(tiny_llama(), tiny_tokenizer(), None, "test", 0.0)
+
+    sizes = InstructSizes(max_length=256, lora_r=2, lora_alpha=4, lora_dropout=0.0)
+    return C.LoraRoute(sizes, _recipe(lr=1e-2), load_fn=load)
+
+
+def test_lora_route_runs_a_point_through_the_loop(lora_route):
+    tok = tiny_tokenizer()
+    crop = C.Cropper(tok, 200)
+    task = C.sentiment_task(4, crop)
+    base = C.run_point(lora_route, task, 0, crop=crop)
+    tuned = C.run_point(lora_route, task, 4, noise=0.5, crop=crop)
+    assert tuned.route == "instruct" and tuned.steps >= 1 and tuned.extra["label_noise"] == 0.5
+    assert tuned.trainable_params < tuned.total_params  # only the adapters train
+    assert "N_lora" in tuned.flops_method and tuned.test_set == base.test_set == task.name
+    C.runs_table([base, tuned])  # same test set: accepted
+
+
+def test_faq_adaptation_for_both_routes(lora_route, chat_tok, gpt_config):
+    train, held = load_faq("train", 2), load_faq("heldout", 2)
+    scratch = C.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=GPT(gpt_config))
+    for route in (lora_route, scratch):
+        record = C.adapt_to_faq(route, train, held, steps=1, max_new_tokens=4)
+        assert record.steps == 1 and 0.0 <= record.metrics["faq_accuracy"] <= 1.0
+        assert record.test_set == "faq-heldout n=2" and record.extra["task"] == "faq"
+
+
+# ----------------------------------------------------------------------------- tables and the guard
+
+
+def test_runs_table_refuses_different_test_sets():
+    with pytest.raises(ValueError, match="same test set"):
+        C.runs_table([_record("a", "A", 4, 0.6, test_set="t1"), _record("b", "B", 4, 0.8, test_set="t2")])
+
+
+def test_article_table_from_hand_made_records():
+    records = [
+        _record(f"{k} N={n}", k, n, acc)
+        for k, ladder in {
+            "A": [(0, 0.5), (4, 0.55), (16, 0.72), (64, 0.8)],
+            "B": [(0, 0.7), (4, 0.82), (16, 0.85), (64, 0.9)],
+        }.items()
+        for n, acc in ladder
+    ]
+    records.append(_record("B N=16 noise", "B", 16, 0.3, noise=0.4))  # noisy runs stay out of the table
+    runs = C.runs_table(records)
+    pre = {"A": C.PretrainCompute(1e12, 30.0, "measured"), "B": C.PretrainCompute(1e21, None, "inherited")}
+    faq = _record("B FAQ", "B", 0, 0.0, seconds=12.0)
+    faq.metrics = {"faq_accuracy": 0.5}
+    table = C.article_table(runs, 0.75, pre, {"B": faq})
+    assert table.loc["A", "examples_needed"] == 64 and table.loc["B", "examples_needed"] == 4
+    assert table.loc["B", "tuning_flops"] == 4e9 and table.loc["B", "total_flops"] == 1e21 + 4e9
+    assert table.loc["A", "best_accuracy"] == 0.8 and table.loc["B", "faq_accuracy"] == 0.5
+    assert math.isnan(table.loc["A", "faq_adapt_seconds"])
+    high = C.article_table(runs, 0.95, pre)
+    assert not high["reached"].any() and high.loc["A", "at_n"] == 64
+    view = C.article_view(table)
+    assert "4 labelled examples reach 75%" in view[C.ROUTE_LABELS["B"]]["Dataset"]
+    assert "not reached" in C.article_view(high)[C.ROUTE_LABELS["A"]]["Dataset"]
+
+
+def test_article_table_needs_clean_runs():
+    runs = C.runs_table([_record("a", "A", 4, 0.6, noise=0.2)])
+    with pytest.raises(ValueError, match="without label noise"):
+        C.article_table(runs, 0.7, {})
+
+
+def test_update_ledger_replaces_this_experiments_records_only(tmp_path):
+    path = tmp_path / "ledger.json"
+    other = _record("pretrain", "A", 1, 0.5)
+    other.extra = {}
+    Ledger([other]).save(path)
+    C.update_ledger([_record("a", "A", 4, 0.6)], path)
+    ledger = C.update_ledger([_record("b", "B", 4, 0.7)], path)
+    assert [r.name for r in Ledger.load(path)] == ["pretrain", "b"] == [r.name for r in ledger]
+
+
+def test_plots_draw_every_route():
+    runs = C.runs_table(
+        [_record(f"{k}{n}", k, n, 0.6) for k in ("A", "A0", "B") for n in (0, 4, 16)]
+        + [_record("Bn", "B", 16, 0.5, noise=0.4)]
+    )
+    pre = {"B": C.PretrainCompute(1e21, None, "inherited")}
+    assert len(C.plot_accuracy_vs_n(runs, 0.7).axes[0].lines) == 3 + 2  # routes + target + chance lines
+    assert len(C.plot_accuracy_vs_compute(runs, pre).axes) == 2
+    assert len(C.plot_label_noise(runs, 16).axes[0].lines) == 1 + 1  # route B + chance line
+
+
+# ----------------------------------------------------------------------------- the notebook equals helpers
+
+
+@pytest.fixture(scope="module")
+def nb():
+    from notebook_defs import load_definitions
+
+    if not NOTEBOOK.exists():
+        pytest.skip("notebooks/06_train_vs_instruct.ipynb is not written yet")
+    return load_definitions(NOTEBOOK)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4])
+def test_notebook_flip_labels_equals_helpers(nb, fraction):
+    labels = np.arange(40) % 2
+    assert (nb.flip_labels(labels, fraction, seed=5) == C.flip_labels(labels, fraction, seed=5)).all()
+
+
+def test_notebook_scoring_equals_helpers(nb):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=32, block_size=24, n_layer=1, n_head=2, n_embd=16)).eval()
+    prompts, answers = [[1, 2, 3], [4, 5, 6, 7]], [[5], [9, 2]]
+    want = C.answer_logprobs(model, prompts, answers)
+    got = torch.tensor(
+        [[nb.answer_logprob(model, p, a) for a in answers] for p in prompts], dtype=torch.float64
+    )
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
+def test_notebook_examples_to_reach_equals_helpers(nb):
+    for accs in ((0.8, 0.6, 0.9), (0.5, 0.6, 0.7), (0.9, 0.9, 0.9)):
+        assert nb.examples_to_reach((4, 16, 64), accs, 0.75) == C.examples_to_reach((4, 16, 64), accs, 0.75)
