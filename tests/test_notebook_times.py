@@ -1,0 +1,81 @@
+"""The per-notebook time table: stated budgets, summing nbval cell times, the LOUD over-budget line.
+
+Run: COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_notebook_times.py
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import budget
+from helpers.budget import STATED_BUDGETS, NotebookTimer, budget_line, notebook_key, time_table, times_record
+
+
+def test_every_notebook_has_a_stated_ci_budget():
+    assert sorted(STATED_BUDGETS) == [f"{i:02d}" for i in range(8)]
+    assert all(b.ci > 0 for b in STATED_BUDGETS.values())
+
+
+def timer_with(cells: dict[str, list[float]]) -> NotebookTimer:
+    timer = NotebookTimer()
+    for name, durations in cells.items():
+        timer.add(f"notebooks/{name}::Cell 0", "setup", 3.0, failed=False)  # kernel start counts
+        for i, d in enumerate(durations):
+            timer.add(f"notebooks/{name}::Cell {i}", "call", d, failed=False)
+    timer.add("tests/test_gpt.py::test_x", "call", 99.0, failed=False)  # not a notebook: ignored
+    return timer
+
+
+def test_cell_times_are_summed_per_notebook_with_kernel_start():
+    rows = timer_with({"02_tiny_gpt.ipynb": [10.0, 20.0], "01_tokenizer.ipynb": [1.0]}).results("ci")
+    assert [(r.notebook, r.seconds, r.cells) for r in rows] == [("01_tokenizer.ipynb", 4.0, 1),
+                                                                 ("02_tiny_gpt.ipynb", 33.0, 2)]
+    assert rows[1].budget_minutes == 1.0 and rows[1].ratio == pytest.approx(0.55)
+
+
+def test_more_than_twice_the_budget_is_reported_loudly():
+    # 02 has a 1 min ci budget: 130 s is 2.2x (loud), 110 s is 1.9x (over, not loud).
+    rows = timer_with({"02_tiny_gpt.ipynb": [127.0], "03_pretraining.ipynb": [107.0 + 60 * 2]}).results("ci")
+    lines = time_table(rows, "ci")
+    loud = [line for line in lines if line.startswith("!!!")]
+    assert len(loud) == 1
+    assert "02_tiny_gpt.ipynb" in loud[0] and "2.2x" in loud[0] and "STATED_BUDGETS" in loud[0]
+    assert any("03_pretraining.ipynb" in line and line.rstrip().endswith("over") for line in lines)
+
+
+def test_failed_cells_and_unknown_notebooks_are_shown():
+    timer = timer_with({"99_extra.ipynb": [5.0]})
+    timer.add("notebooks/99_extra.ipynb::Cell 1", "call", 1.0, failed=True)
+    (row,) = timer.results("ci")
+    assert row.failed == 1 and row.budget_minutes is None
+    assert "no stated budget, 1 failed cell(s)" in time_table([row], "ci")[1]
+
+
+def test_profiles_without_a_measured_budget_have_no_ratio():
+    (row,) = timer_with({"03_pretraining.ipynb": [600.0]}).results("cpu")
+    assert row.budget_minutes is None and row.ratio is None and not row.over_budget
+
+
+def test_the_record_keeps_notebooks_not_run_this_time():
+    previous = {"notebooks": {"05_instruct.ipynb": {"seconds": 200.0}, "02_tiny_gpt.ipynb": {"seconds": 1.0}}}
+    rows = timer_with({"02_tiny_gpt.ipynb": [30.0]}).results("ci")
+    record = times_record(rows, "ci", previous)
+    assert record["notebooks"]["05_instruct.ipynb"] == {"seconds": 200.0}
+    assert record["notebooks"]["02_tiny_gpt.ipynb"]["seconds"] == 33.0
+    assert record["notebooks"]["02_tiny_gpt.ipynb"]["stated_minutes"] == 1.0
+
+
+def test_budget_line_for_a_first_cell():
+    assert budget_line("03") == budget_line("03_pretraining.ipynb")
+    assert budget_line("03").startswith("stated run time: ci 3 min")
+
+
+@pytest.mark.parametrize("bad", ["pretraining.ipynb", "3_x.ipynb", "ab_x.ipynb"])
+def test_bad_notebook_names_say_the_expected_form(bad):
+    with pytest.raises(ValueError, match="two digits"):
+        notebook_key(bad)
+
+
+def test_an_unknown_profile_names_the_variable():
+    with pytest.raises(ValueError, match="COURSE_PROFILE"):
+        budget.STATED_BUDGETS["00"].minutes("tpu")
