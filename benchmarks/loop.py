@@ -11,12 +11,13 @@ whole `train()` call (set-up, progress bookkeeping, energy meter and all). Token
 does not depend on what the tokens say. All variants run in this process, interleaved (A, B, C, A, B, C,
 ...), best and median of N reported; the ratios use medians.
 
-Run:  cd /work/main && .venv/bin/python benchmarks/loop.py [--steps 30] [--repeats 5] [--no-load]
+Run:  cd /work/main && .venv/bin/python benchmarks/loop.py [--steps 15] [--repeats 7] [--no-load]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def data() -> TokenBatches:
     return TokenBatches(tokens, batch_size=BATCH, block_size=BLOCK, seed=0)
 
 
-def run_helpers(steps: int) -> float:
+def run_helpers(steps: int) -> tuple[float, float]:
+    """(tokens per wall second, tokens per CPU second of this process) of one helpers run."""
     model = make_model()
     config = TrainConfig(
         max_steps=steps,
@@ -60,18 +62,19 @@ def run_helpers(steps: int) -> float:
         peak_flops=1.0,
         name="benchmark",
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     record = train(model, data(), config)
-    return record.tokens / (time.perf_counter() - start)
+    return record.tokens / (time.perf_counter() - start), record.tokens / (time.process_time() - cpu)
 
 
-def run_bare(steps: int, fused: bool) -> float:
+def run_bare(steps: int, fused: bool) -> tuple[float, float]:
+    """The same for the loop one writes by hand."""
     model = make_model()
     batches = data()
     opt = torch.optim.AdamW(
         model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, fused=fused or None
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         batch = next(batches)
         loss = lm_loss(model(batch["input_ids"]), batch["labels"])
@@ -80,10 +83,14 @@ def run_bare(steps: int, fused: bool) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
     loss.item()
-    return steps * BATCH * BLOCK / (time.perf_counter() - start)
+    tokens = steps * BATCH * BLOCK
+    return tokens / (time.perf_counter() - start), tokens / (time.process_time() - cpu)
 
 
-def interleaved(runs: dict, repeats: int) -> dict[str, list[float]]:
+Results = dict[str, list[tuple[float, float]]]
+
+
+def interleaved(runs: dict, repeats: int) -> Results:
     for fn in runs.values():  # warm-up: allocator, kernel selection, lazy imports
         fn()
     results = {name: [] for name in runs}
@@ -93,18 +100,26 @@ def interleaved(runs: dict, repeats: int) -> dict[str, list[float]]:
     return results
 
 
-def show(results: dict[str, list[float]]) -> None:
-    for name, values in results.items():
+def medians(results: Results) -> dict[str, tuple[float, float]]:
+    return {
+        name: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs))
+        for name, vs in results.items()
+    }
+
+
+def show(results: Results) -> None:
+    for name, (wall, cpu) in medians(results).items():
+        best = max(v[0] for v in results[name])
         print(
-            f"  {name:26s} median {statistics.median(values):9,.0f} tok/s   best {max(values):9,.0f}   "
-            f"(n={len(values)})"
+            f"  {name:26s} median {wall:7,.0f} tok/s (best {best:7,.0f}); {cpu:7,.0f} tok per CPU-second"
+            f"  (n={len(results[name])})"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-load", action="store_true", help="skip the competing-process measurement")
     args = parser.parse_args(argv)
 
@@ -112,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     n_params, flops_per_token = model.num_params(), model.flops_per_token(BLOCK)
     print(
         f"model: 4 layers, 4 heads, 128 wide, block {BLOCK}, batch {BATCH}, vocab {VOCAB}, fp32, "
-        f"{n_params:,} params; torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{n_params:,} params; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{args.steps} optimiser steps per run, {args.repeats} interleaved repeats")
 
@@ -123,23 +139,31 @@ def main(argv: list[str] | None = None) -> int:
     }
     quiet = interleaved(runs, args.repeats)
     show(quiet)
-    med = {k: statistics.median(v) for k, v in quiet.items()}
-    ratio = med["helpers loop"] / med["bare loop (AdamW default)"]
-    ratio_fused = med["helpers loop"] / med["bare loop (AdamW fused)"]
+    med = medians(quiet)
+    helpers_, bare, fused = (
+        med["helpers loop"],
+        med["bare loop (AdamW default)"],
+        med["bare loop (AdamW fused)"],
+    )
+    ratio = helpers_[0] / bare[0]
     peak = measure_matmul_flops(torch.float32, n=1024, seconds=1.0, device=torch.device("cpu"))
-    mfu = med["helpers loop"] * flops_per_token / peak
+    mfu = helpers_[0] * flops_per_token / peak
     ok = ratio >= GOAL_RATIO
     print(
-        f"helpers / bare (default AdamW): {ratio:.3f}  (goal >= {GOAL_RATIO}: {'met' if ok else 'NOT met'})"
+        f"helpers / bare, tokens/s: {ratio:.3f}  (goal >= {GOAL_RATIO}: {'met' if ok else 'NOT met'}); "
+        f"per CPU-second: {helpers_[1] / bare[1]:.3f}"
     )
-    print(f"helpers / bare (fused AdamW, same optimiser): {ratio_fused:.3f}")
+    print(
+        f"helpers / bare with the same fused AdamW, tokens/s: {helpers_[0] / fused[0]:.3f}; "
+        f"per CPU-second: {helpers_[1] / fused[1]:.3f}"
+    )
     print(
         f"MFU of the helpers loop: {mfu:.1%} of the measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "
         f"({flops_per_token:,.0f} FLOPs/token = 6N + 12*L*C*T)"
     )
 
     if not args.no_load:
-        alternating = {"quiet": [], "loaded": []}
+        alternating: Results = {"quiet": [], "loaded": []}
         run_helpers(args.steps)  # warm
         for _ in range(args.repeats):
             alternating["quiet"].append(run_helpers(args.steps))
@@ -151,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 hog.kill()
                 hog.wait()
         show(alternating)
-        slowdown = statistics.median(alternating["quiet"]) / statistics.median(alternating["loaded"])
+        m = medians(alternating)
+        slowdown = m["quiet"][0] / m["loaded"][0]
         ok_load = slowdown <= GOAL_LOADED
         ok = ok and ok_load
         print(
