@@ -497,25 +497,32 @@ class BPETokenizer:
                 f"format {first!r} is not supported: this helpers reads '{FORMAT_NAME} v{FORMAT_VERSION}'. "
                 "Re-save it with the helpers version that wrote it, or retrain."
             )
-        body, sep, tail = text.rpartition("sha256 ")
-        if not sep or not text.endswith("\n") or "\n" in tail.strip():
+        body, _, last = text.removesuffix("\n").rpartition("\n")
+        body += "\n"
+        if not text.endswith("\n") or not regex.fullmatch(r"sha256 [0-9a-f]{64}", last):
             raise bad(
                 "the file is truncated (its last line should be 'sha256 <checksum>'): "
                 "save it again, or delete it and retrain"
             )
-        if hashlib.sha256(body.encode("utf-8")).hexdigest() != tail.strip():
+        if hashlib.sha256(body.encode("utf-8")).hexdigest() != last.removeprefix("sha256 "):
             raise bad(
                 "the checksum does not match: the file was edited or damaged after saving. "
                 "Don't edit it by hand; delete it and retrain (or save again from Python)"
             )
         lines = body.split("\n")
+
+        def header(i: int, key: str) -> str:
+            if i >= len(lines) or not lines[i].startswith(key + " "):
+                raise ValueError(f"line {i + 1} should start with {key!r}")
+            return lines[i][len(key) + 1 :]
+
         try:
-            pattern = json.loads(lines[2].removeprefix("pattern "))
-            meta = json.loads(lines[3].removeprefix("meta "))
-            n_special = int(lines[4].removeprefix("special_tokens "))
+            pattern = json.loads(header(2, "pattern"))
+            meta = json.loads(header(3, "meta"))
+            n_special = int(header(4, "special_tokens"))
             specials = [json.loads(line) for line in lines[5 : 5 + n_special]]
             k = 5 + n_special
-            n_merges = int(lines[k].removeprefix("merges "))
+            n_merges = int(header(k, "merges"))
             merges = [tuple(int(x) for x in line.split()) for line in lines[k + 1 : k + 1 + n_merges]]
             if (
                 len(merges) != n_merges
@@ -523,8 +530,10 @@ class BPETokenizer:
                 or lines[k + 1 + n_merges :] != [""]
             ):
                 raise ValueError("the merge list does not have the length its header says")
+            if not isinstance(meta, dict):
+                raise ValueError("meta must be a JSON object")
             return cls(merges, pattern, specials, meta)
-        except (ValueError, IndexError, TypeError) as err:
+        except (ValueError, IndexError, TypeError, regex.error) as err:
             raise bad(f"malformed content ({err}): delete it and retrain") from err
 
     # ---- Hugging Face export --------------------------------------------------------------

@@ -285,13 +285,26 @@ def test_load_refuses_a_binary_file_and_a_folder(tmp_path):
         BPETokenizer.load(tmp_path)
 
 
-def test_load_refuses_a_structurally_wrong_file_even_with_a_valid_checksum(tmp_path):
+HEAD = "course-bpe v1\n# x\n"
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (HEAD + "pattern null\nmeta {}\nspecial_tokens 0\nmerges 2\n97 98\n300 97\n", "does not exist yet"),
+        (HEAD + "pattern null\nmeta {}\nspecial_tokens 0\nmerges 3\n97 98\n", "length"),
+        (HEAD + "patern null\nmeta {}\nspecial_tokens 0\nmerges 0\n", "should start with 'pattern'"),
+        (HEAD + 'pattern "(unclosed"\nmeta {}\nspecial_tokens 0\nmerges 0\n', "malformed"),
+        (HEAD + "pattern null\nmeta []\nspecial_tokens 0\nmerges 0\n", "JSON object"),
+        (HEAD + 'pattern null\nmeta {}\nspecial_tokens 2\n"<|a|>"\n"<|a|>"\nmerges 0\n', "duplicates"),
+    ],
+)
+def test_load_refuses_a_wrong_structure_even_with_a_valid_checksum(tmp_path, body, message):
     import hashlib
 
-    body = "course-bpe v1\n# x\npattern null\nmeta {}\nspecial_tokens 0\nmerges 2\n97 98\n300 97\n"
     path = tmp_path / "forged.bpe"
     path.write_text(body + f"sha256 {hashlib.sha256(body.encode()).hexdigest()}\n", encoding="utf-8")
-    with pytest.raises(TokenizerFileError, match="does not exist yet"):
+    with pytest.raises(TokenizerFileError, match=message):
         BPETokenizer.load(path)
 
 
