@@ -72,3 +72,11 @@ def test_measure_exposure_rank_and_ties():
     rng = random.Random(0)
     noise = C.measure_exposure(lambda texts: [rng.random() for _ in texts], canary, n_candidates=99)
     assert 1 <= noise.rank <= 100
+
+
+def test_notebook_exposure_equals_helpers():
+    from tests.notebook_defs import load_definitions
+
+    nb07 = load_definitions("07_local_deployment.ipynb")
+    for rank, n in [(1, 1000), (17, 1000), (999, 1000), (3, 8)]:
+        assert nb07.exposure(rank, n) == C.exposure(rank, n)

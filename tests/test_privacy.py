@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,40 @@ def test_customer_messages_are_labelled_and_redacted():
         cleaned = redact(rec["text"]).text
         assert not any(e["value"] in cleaned for e in rec["entities"]), rec["id"]
 
+
+
+# ----------------------------------------------------------------------------- notebook 07 == helpers
+
+
+@pytest.fixture(scope="module")
+def nb07():
+    from tests.notebook_defs import load_definitions
+
+    return load_definitions("07_local_deployment.ipynb")
+
+
+def test_notebook_luhn_equals_helpers(nb07):
+    rng = random.Random(0)
+    numbers = []
+    for _ in range(300):
+        payload = "".join(rng.choice("0123456789") for _ in range(rng.randint(11, 19)))
+        number = payload + (luhn_check_digit(payload) if rng.random() < 0.5 else str(rng.randrange(10)))
+        sep = rng.choice(["", " ", "-"])
+        numbers.append(sep.join(number[i:i + 4] for i in range(0, len(number), 4)))
+    numbers += ["4111 1111 1111 111a", "", "4111+1111+1111+1111"]
+    assert [nb07.luhn_valid(n) for n in numbers] == [luhn_valid(n) for n in numbers]
+    assert sum(luhn_valid(n) for n in numbers) > 100  # both outcomes are exercised
+
+
+def test_notebook_iban_and_codice_fiscale_equal_helpers(nb07):
+    rng = random.Random(1)
+    alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    for _ in range(200):
+        country = rng.choice(sorted(privacy.IBAN_LENGTHS))
+        bban = "".join(rng.choice(alnum) for _ in range(privacy.IBAN_LENGTHS[country] - 4))
+        iban = _iban(country, bban)
+        for candidate in (iban, _edit_digit(iban, 2)):
+            assert nb07.iban_checksum_ok(candidate) == iban_valid(candidate)
+        pools = {"L": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "D": "0123456789LMNPQRSTUV", "M": "ABCDEHLMPRST"}
+        first15 = "".join(rng.choice(pools[c]) for c in "LLLLLLDDMDDLDDD")  # the codice fiscale's shape
+        assert nb07.codice_fiscale_check_char(first15) == codice_fiscale_check_char(first15)
