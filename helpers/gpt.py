@@ -501,8 +501,9 @@ def load_gpt(folder: str | os.PathLike, device: str | torch.device = "cpu") -> G
 def course_gpt(profile=None, device: str | torch.device = "cpu") -> GPT | None:
     """The pretrained tiny GPT that notebook 03 saves in artifacts/tiny_gpt, or None if it is not there.
 
-    `profile` is accepted for the catch-up path (building the model quickly when it is missing), which
-    lives with the training loop; here a missing model simply gives None.
+    Loading only, whatever it was trained with (`profile` is not checked). The catch-up path — load it if
+    it was made with this profile and tokenizer, else pretrain it now — is
+    `helpers.pretrain.pretrained_tiny_gpt(profile)`, which uses save_gpt/load_gpt from here.
     """
     from helpers.artifacts import artifacts_dir
 
