@@ -377,3 +377,37 @@ def test_bad_config_names_the_field(field, value, message):
 def test_unavailable_precision_is_refused():
     with pytest.raises(ValueError, match="precision='fp16' is not available on cpu"):
         train(make_model(), _data(), _config(precision="fp16"))
+
+
+# ----------------------------------------------------------------------------- notebook 03 == helpers
+
+
+@pytest.fixture(scope="module")
+def nb03():
+    from notebook_defs import load_definitions
+
+    return load_definitions("03_pretraining.ipynb")
+
+
+def test_notebook_schedule_equals_helpers(nb03):
+    config = TrainConfig(max_steps=50, warmup_steps=5, min_lr_ratio=0.1)
+    for step in range(50):
+        assert nb03.lr_at(step, 50, 5, 0.1) == pytest.approx(lr_factor(step, config), abs=1e-12)
+
+
+def test_notebook_training_step_equals_the_loop(nb03):
+    """The hand-written step of notebook 03, repeated, gives the loop's weights (constant learning rate)."""
+    from helpers.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=16))
+    by_hand = copy.deepcopy(model)
+    config = _config(max_steps=4, warmup_steps=0, min_lr_ratio=1.0, weight_decay=0.1, grad_clip=1.0)
+    train(model, _data(), config)
+    optimizer = torch.optim.AdamW(
+        by_hand.configure_optimizer_groups(0.1), lr=config.lr, betas=config.betas, fused=True
+    )
+    data = _data()
+    for _ in range(config.max_steps):
+        nb03.training_step(by_hand, next(data), optimizer, grad_clip=1.0)
+    assert _weights_equal(model.state_dict(), by_hand.state_dict())
