@@ -60,7 +60,7 @@ class TrainConfig:
     max_steps: int = 100  # optimiser steps (each sees grad_accum_steps micro-batches)
     grad_accum_steps: int = 1  # micro-batches per optimiser step: a bigger batch without more memory
     lr: float = 3e-4  # peak learning rate, reached after warm-up (nanoGPT's 6e-4 halved for safety)
-    weight_decay: float = 0.1  # AdamW decay on matrices only (GPT-3 paper); biases/norms/LoRA-free
+    weight_decay: float = 0.1  # AdamW decay on matrices only (GPT-3); LoRA runs usually pass 0.0
     betas: tuple[float, float] = (0.9, 0.95)  # beta2 = 0.95 is steadier than 0.999 for LMs (GPT-3)
     eps: float = 1e-8  # AdamW's default
     warmup_steps: int = 10  # linear ramp from lr/warmup to lr: avoids early blow-ups
@@ -411,13 +411,13 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def _model_state(model: nn.Module) -> tuple[dict, bool]:
-    """All weights for full training; only trainable ones (+ buffers) when most are frozen (LoRA)."""
-    params = dict(model.named_parameters())
+    """All weights for full training; only trainable ones (+ buffers) when some are frozen (LoRA)."""
+    params = dict(model.named_parameters(remove_duplicate=False))  # tied weights under every name
     if all(p.requires_grad for p in params.values()):
         return model.state_dict(), False
-    trainable = {n for n, p in params.items() if p.requires_grad}
-    state = {n: t for n, t in model.state_dict().items() if n in trainable or n not in params}
-    return state, True
+    keep = {n for n, p in params.items() if p.requires_grad}
+    keep |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
+    return {n: t for n, t in model.state_dict().items() if n in keep}, True
 
 
 def _load_model_state(model: nn.Module, state: dict, partial: bool, name: str) -> None:
@@ -429,7 +429,7 @@ def _load_model_state(model: nn.Module, state: dict, partial: bool, name: str) -
             f"checkpoint {name} does not match this model ({first.strip()}): build the same "
             "model as the run that saved it, or start over with TrainConfig(resume=False)"
         ) from err
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    frozen = {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
     missing = [k for k in getattr(result, "missing_keys", []) if k not in frozen]
     if missing or getattr(result, "unexpected_keys", []):
         raise CheckpointError(

@@ -170,6 +170,34 @@ def test_transformers_model_trains_with_the_default_loss():
     assert record.tokens == 3 * (4 * BLOCK - 4) and record.extra["label_tokens"] == record.tokens
 
 
+def test_peft_lora_model_trains_checkpoints_and_resumes(tmp_path):
+    """Instruct route: a peft LoRA model trains with the default loss; checkpoints hold the adapter only."""
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+
+    def lora_model():
+        torch.manual_seed(0)
+        config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=BLOCK, n_embd=16, n_layer=1, n_head=2)
+        lora = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], task_type="CAUSAL_LM")
+        return peft.get_peft_model(transformers.GPT2LMHeadModel(config), lora)
+
+    config = _config(max_steps=4, weight_decay=0.0, checkpoint_dir=tmp_path, checkpoint_interval=2)
+    straight = lora_model()
+    record = train(straight, _data(batch_size=4), config)
+    assert record.losses[-1] < record.losses[0]
+    assert 0 < record.trainable_params < record.total_params
+    saved = load_checkpoint(tmp_path / "step_0000002.pt")
+    assert saved["model_partial"] and all("lora_" in k for k in saved["model"])
+    resumed = lora_model()
+    again = train(
+        resumed,
+        _data(batch_size=4),
+        TrainConfig(**{**config.__dict__, "resume": str(tmp_path / "step_0000002.pt")}),
+    )
+    assert again.losses == record.losses
+    assert _weights_equal(resumed.state_dict(), straight.state_dict())
+
+
 # ----------------------------------------------------------------------------- checkpoints and resume
 
 
