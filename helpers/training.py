@@ -491,6 +491,19 @@ def _count(batch: dict, step: int) -> tuple[int, int]:
     return tokens, label_tokens
 
 
+def _check_data(data, config: TrainConfig) -> None:
+    if not hasattr(data, "__next__"):
+        raise TypeError(
+            f"train_data must be an iterator of batch dicts, got {type(data).__name__}: wrap a list of "
+            "batches in helpers.batches.ListBatches(batches), or a token tensor in TokenBatches(tokens, B, T)"
+        )
+    if (config.checkpoint_dir or config.resume) and not hasattr(data, "state_dict"):
+        raise TypeError(
+            f"checkpoints must record the data position, but {type(data).__name__} has no state_dict(): "
+            "use helpers.batches.TokenBatches / ListBatches, or train without checkpoint_dir"
+        )
+
+
 def evaluate(
     model: nn.Module,
     batches: list[dict],
@@ -548,6 +561,7 @@ def train(
         device = torch.device("cuda", local_rank)
     policy = _resolve_precision(device, config.precision)
     raw_model = model.to(device)
+    _check_data(train_data, config)
     check_fits(raw_model, train_data)
     if eval_data is not None:
         check_fits(raw_model, eval_data, "eval_data")
@@ -650,7 +664,14 @@ def train(
         while state.step < config.max_steps:
             loss_sum = torch.zeros((), device=device)
             for micro in range(config.grad_accum_steps):
-                batch = next(train_data)
+                try:
+                    batch = next(train_data)
+                except StopIteration:
+                    raise ValueError(
+                        f"train_data ran out of batches at step {state.step + 1} of {config.max_steps}: "
+                        "use an endless source (helpers.batches.TokenBatches / ListBatches cycle) or fewer "
+                        "max_steps"
+                    ) from None
                 n_tok, n_lab = _count(batch, state.step)
                 tokens, label_tokens = tokens + n_tok, label_tokens + n_lab
                 last = micro == config.grad_accum_steps - 1

@@ -366,6 +366,19 @@ def test_data_that_does_not_fit_the_model_fails_before_training(data, message):
     assert _weights_equal(model.state_dict(), before)
 
 
+@pytest.mark.parametrize(
+    ("data", "changes", "error", "message"),
+    [
+        (lambda: [next(_data())], {}, TypeError, "wrap a list of batches"),
+        (lambda: iter([next(_data())]), {}, ValueError, "ran out of batches at step 2 of 6"),
+        (lambda: iter([next(_data())]), {"checkpoint_dir": "x"}, TypeError, "has no state_dict"),
+    ],
+)
+def test_data_that_is_not_a_resumable_stream(data, changes, error, message):
+    with pytest.raises(error, match=message):
+        train(make_model(), data(), _config(**changes))
+
+
 def test_nan_loss_stops_with_the_step_and_a_fix():
     model = make_model()
     calls = {"n": 0}
