@@ -45,7 +45,8 @@ from helpers.netguard import NetworkBlockedError, NetworkGuard, block_network, g
 __all__ = [
     "KINDS", "PLACEHOLDERS", "IBAN_LENGTHS", "Replacement", "Redaction", "redact", "find_pii",
     "luhn_valid", "luhn_check_digit", "iban_valid", "iban_check_digits", "codice_fiscale_valid",
-    "codice_fiscale_check_char", "phone_valid", "TESTSET", "load_jsonl", "KindScore", "score_redaction",
+    "codice_fiscale_check_char", "phone_valid",
+    "DATA_DIR", "TESTSET", "CUSTOMER_MESSAGES", "load_jsonl", "KindScore", "score_redaction",
     "block_network", "unblock_network", "offline", "guard", "NetworkGuard", "NetworkBlockedError",
 ]
 
@@ -374,7 +375,9 @@ def redact(text: str, kinds: Iterable[str] = KINDS, keep: Iterable[str] = ()) ->
 
 # --------------------------------------------------------------------------- measuring it
 
-TESTSET = Path(__file__).resolve().parent.parent / "data" / "privacy" / "redaction_testset.jsonl"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "privacy"  # schema: its README.md
+TESTSET = DATA_DIR / "redaction_testset.jsonl"  # labelled, fictional: 60 per kind + hard negatives
+CUSTOMER_MESSAGES = DATA_DIR / "customer_messages.jsonl"  # 30 fictional messages to Zefiro Bikes
 
 
 def load_jsonl(path: str | Path = TESTSET) -> list[dict]:
