@@ -97,13 +97,17 @@ ScoreFn = Callable[[Sequence[str]], list[float]]
 
 @torch.no_grad()
 def text_scorer(logits_fn: Callable[[torch.Tensor], torch.Tensor], encode: Callable[[str], list[int]],
-                batch_size: int = 64, device: str | torch.device = "cpu") -> ScoreFn:
+                batch_size: int = 64, device: str | torch.device | None = None) -> ScoreFn:
     """A function texts -> total log-probability of each text (every token after the first).
 
     `logits_fn` maps ids (B, T) to logits (B, T, V): our GPT itself, or
     `lambda x: hf_model(input_ids=x).logits`. Rows are right-padded; padding is never scored, and a
-    causal model's earlier positions cannot see it.
+    causal model's earlier positions cannot see it. `device`: where the ids go; None = the module's
+    own device (or the CPU for a plain function).
     """
+    if device is None:
+        params = logits_fn.parameters() if isinstance(logits_fn, torch.nn.Module) else iter(())
+        device = next(params, torch.empty(0)).device
 
     @torch.no_grad()
     def score(texts: Sequence[str]) -> list[float]:
