@@ -178,6 +178,9 @@ def test_train_stops_early_when_no_pair_is_left():
 
 SPECIALISH = st.sampled_from(DEFAULT_SPECIAL_TOKENS + ["<|", "|>", "<|endoftext", "<|im_end|", "endoftext|>"])
 TEXTS = st.lists(st.one_of(st.text(max_size=30), SPECIALISH), max_size=8).map("".join)
+# Assigned characters only (see test_split_pattern_agrees_with_hf_on_assigned_characters for why).
+ASSIGNED = st.characters(exclude_categories=["Cs", "Cn"])
+TEXTS_ASSIGNED = st.lists(st.one_of(st.text(ASSIGNED, max_size=30), SPECIALISH), max_size=8).map("".join)
 
 
 @settings(max_examples=300, deadline=None, database=None, derandomize=True)
@@ -234,7 +237,7 @@ def test_hf_export_gives_identical_ids_on_the_whole_test_corpus(tmp_path):
 
 
 @settings(max_examples=300, deadline=None, database=None, derandomize=True)
-@given(s=TEXTS)
+@given(s=TEXTS_ASSIGNED)
 def test_hf_export_identical_on_random_text(s):
     hf = _hf_backend()
     assert hf.encode(s, add_special_tokens=False).ids == small_tok().encode(s, allowed_special="all")
