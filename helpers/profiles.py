@@ -123,8 +123,8 @@ PROFILES: dict[str, Profile] = {
             compare_reviews=1000,
         ),
         pretrain=PretrainSizes(
-            n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_steps=1500,
-            learning_rate=1e-3, eval_interval=100, train_chars=10_000_000,
+            n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_steps=800,
+            learning_rate=1e-3, eval_interval=100, train_chars=5_000_000,
         ),
         instruct=InstructSizes(
             eval_reviews=200, train_sentiment=256, max_length=256, batch_size=8, max_steps=150,
