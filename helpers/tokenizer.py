@@ -5,9 +5,11 @@ frequent adjacent pair into a new token; encoding replays the merges in the orde
 Text is first cut into chunks by a regex (GPT-4 style), so merges never cross a word/space/digit
 boundary; special tokens (end-of-text, chat turns) are never produced by merges.
 
-Fast because it is smart, not native: training counts each distinct chunk once (with its frequency)
-and, after a merge, updates pair counts only for the chunks that contain the merged pair (a heap with
-lazy deletion finds the next best pair). Encoding caches each distinct chunk.
+Fast because it is smart, not native: training counts each distinct chunk once (with its frequency);
+after a merge it visits only the chunks that contain the merged pair and updates only the counts next
+to each merged occurrence; a heap with lazy updates finds the next best pair. A chunk is held as a str
+whose characters are token ids, so applying a merge is one `str.replace`. Encoding caches each
+distinct chunk.
 
 Rules shared with the notebook's straightforward version (a test proves they learn the same merges):
 - the best pair is the most frequent; ties go to the smallest (left id, right id);
@@ -70,20 +72,6 @@ def bytes_to_unicode() -> dict[int, str]:
             table[b] = chr(256 + shifted)
             shifted += 1
     return table
-
-
-def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace each non-overlapping `pair`, left to right: ([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]."""
-    out, i, n = [], 0, len(ids)
-    a, b = pair
-    while i < n:
-        if i < n - 1 and ids[i] == a and ids[i + 1] == b:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 def train_merges(
