@@ -455,3 +455,27 @@ def test_course_tokenizer_trains_saves_reloads_and_repairs(tmp_path, monkeypatch
 
 def test_train_merges_docstring_example():
     assert train_merges({b"aaab": 2}, 2) == [(97, 97), (97, 98)]
+
+
+def test_training_does_not_depend_on_the_hash_seed():
+    """Sets and dicts iterate in a hash-seed-dependent order; the merges must not (course_tokenizer is a
+    catch-up path: every machine must rebuild the same tokenizer)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from helpers.data import pretraining_text; from helpers.tokenizer import BPETokenizer; "
+        "print(BPETokenizer.train(pretraining_text(20_000), 400).merges)"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1
