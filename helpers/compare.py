@@ -1,7 +1,7 @@
 """Train vs instruct, measured: the head-to-head that notebook 06 runs, as reusable pieces.
 
 One task — the sentiment of held-out reviews — one fixed test set, one instruction format
-(`TASK_PROMPT` in ChatML, answers "positive"/"negative"), three routes:
+(an instruction with the review in it, in ChatML; answers "positive"/"negative"), three routes:
 - A  ("scratch"): our tokenizer + our tiny GPT pretrained on review text, then every weight tuned on N
   labelled examples (full fine-tuning);
 - A0 ("scratch-no-pretrain"): the same GPT from random weights, tuned on the same N examples;
@@ -57,9 +57,9 @@ ROUTE_LABELS = {
     "B": "B: pretrained model + LoRA",
 }
 ANSWERS = tuple(LABEL_NAMES[i] for i in sorted(LABEL_NAMES))  # ("negative", "positive"): index = label
-# The one instruction every route reads. Shorter than helpers.instruct.SENTIMENT_PROMPT on purpose: with
-# the chat markup it costs ~35 tokens of the course tokenizer, and the review must fit the tiny GPT's
-# context after it.
+# The instruction every route reads (a profile may choose another: CompareSizes.instruction). Shorter than
+# helpers.instruct.SENTIMENT_PROMPT: the `ci` tiny GPT has 64 tokens of context for markup + instruction +
+# review + answer, and SENTIMENT_PROMPT alone takes ~45 of them with the `ci` tokenizer.
 TASK_PROMPT = "Is this review positive or negative?\n\n{review}"
 # ChatML, the chat format SmolLM2 uses, written with the course tokenizer's own special tokens (minus
 # SmolLM2's default system prompt, which would not fit the tiny context): both routes read the same markup.
@@ -71,14 +71,22 @@ CHATML_TEMPLATE = (
 )
 
 
-def task_prompt(review: str) -> str:
-    return TASK_PROMPT.format(review=review)
+def check_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or prompt.count("{review}") != 1:
+        raise ValueError(
+            f"the instruction {prompt!r} must contain '{{review}}' exactly once, where the review "
+            "goes (see CompareSizes.instruction)"
+        )
+    return prompt
 
 
-def task_examples(texts: Sequence[str], labels: Sequence[int]) -> list[instruct.Example]:
-    """Reviews and labels as instructions: task_prompt(review) -> "positive" / "negative"."""
+def task_examples(
+    texts: Sequence[str], labels: Sequence[int], prompt: str = TASK_PROMPT
+) -> list[instruct.Example]:
+    """Reviews and labels as instructions: prompt.format(review=text) -> "positive" / "negative"."""
+    check_prompt(prompt)
     return [
-        instruct.Example(task_prompt(t), ANSWERS[int(y)], source="reviews")
+        instruct.Example(prompt.replace("{review}", t), ANSWERS[int(y)], source="reviews")
         for t, y in zip(texts, labels, strict=True)
     ]
 
@@ -109,11 +117,11 @@ class Cropper:
     keeps its first tokens. Cropper(tok, 64)(["a long review ..."]) -> ["a long rev"].
     """
 
-    def __init__(self, tokenizer, context: int):
-        self.tokenizer, self.context = tokenizer, context
+    def __init__(self, tokenizer, context: int, prompt: str = TASK_PROMPT):
+        self.tokenizer, self.context, self.prompt = tokenizer, context, check_prompt(prompt)
         longest = max(ANSWERS, key=lambda a: len(self._ids(a)))
         self._longest = longest
-        overhead = len(instruct.encode(tokenizer, instruct.Example(task_prompt(""), longest)))
+        overhead = len(instruct.encode(tokenizer, self._example("")))
         self.review_tokens = context - overhead  # tokens left for the review itself
         if self.review_tokens < 8:
             raise ValueError(
@@ -124,9 +132,11 @@ class Cropper:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _example(self, review: str) -> instruct.Example:
+        return task_examples([review], [ANSWERS.index(self._longest)], self.prompt)[0]
+
     def _fits(self, review: str) -> bool:
-        example = instruct.Example(task_prompt(review), self._longest)
-        return len(instruct.encode(self.tokenizer, example)) <= self.context
+        return len(instruct.encode(self.tokenizer, self._example(review))) <= self.context
 
     def crop(self, review: str) -> str:
         if self._fits(review):
@@ -144,7 +154,7 @@ class Cropper:
 
     @property
     def name(self) -> str:
-        return f"cropped to fit {self.context} tokens of {type(self.tokenizer).__name__}"
+        return f"cropped to fit {self.context} tokens (tokenizer of {len(self.tokenizer)} ids)"
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,7 @@ class SentimentTask:
     labels: tuple[int, ...]
     name: str
     n_cropped: int = 0  # reviews that had to be cut to fit the smallest context
+    prompt: str = TASK_PROMPT  # the instruction, with {review} where the review goes
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels) or not self.texts:
@@ -173,25 +184,28 @@ class SentimentTask:
         return len(self.texts)
 
 
-def _digest(texts: Sequence[str], labels: Sequence[int]) -> str:
-    h = hashlib.sha1()
+def _digest(texts: Sequence[str], labels: Sequence[int], prompt: str) -> str:
+    h = hashlib.sha1(prompt.encode())
     for t, y in zip(texts, labels, strict=True):
         h.update(f"{int(y)}\t{t}\n".encode())
     return h.hexdigest()[:10]
 
 
-def sentiment_task(n: int, crop: Cropper | None = None) -> SentimentTask:
-    """The first n reviews of the fixed held-out test set (`helpers.data.test_set`), cut by `crop`."""
+def sentiment_task(n: int, crop: Cropper | None = None, prompt: str | None = None) -> SentimentTask:
+    """The first n reviews of the fixed held-out test set (`helpers.data.test_set`), cut by `crop`, asked
+    with `prompt` (default: the cropper's, else TASK_PROMPT)."""
     from helpers.data import test_set
 
+    prompt = check_prompt(prompt or (crop.prompt if crop is not None else TASK_PROMPT))
+    if crop is not None and crop.prompt != prompt:
+        raise ValueError("the cropper was built for another instruction: pass the same prompt to both")
     df = test_set(n)
     texts = list(df["text"])
     cut = crop(texts) if crop is not None else texts
     labels = [int(y) for y in df["label"]]
-    name = f"reviews-test n={len(cut)} {crop.name if crop else 'uncut'} sha1={_digest(cut, labels)}"
-    return SentimentTask(
-        tuple(cut), tuple(labels), name, sum(a != b for a, b in zip(texts, cut, strict=True))
-    )
+    name = f"reviews-test n={len(cut)} {crop.name if crop else 'uncut'} sha1={_digest(cut, labels, prompt)}"
+    n_cut = sum(a != b for a, b in zip(texts, cut, strict=True))
+    return SentimentTask(tuple(cut), tuple(labels), name, n_cut, prompt)
 
 
 # ----------------------------------------------------------------------------- label noise
@@ -216,7 +230,7 @@ def flip_labels(labels: Sequence[int], fraction: float, seed: int = 0) -> np.nda
 
 
 def training_examples(
-    n: int, noise: float = 0.0, crop: Cropper | None = None, seed: int = 0
+    n: int, noise: float = 0.0, crop: Cropper | None = None, seed: int = 0, prompt: str = TASK_PROMPT
 ) -> list[instruct.Example]:
     """The first n labelled pool reviews (balanced, disjoint from the test set) as sentiment instructions,
     cut like the test set, with a `noise` fraction of their labels flipped."""
@@ -225,7 +239,7 @@ def training_examples(
     pool = labelled_pool(n)
     texts = list(pool["text"])
     texts = crop(texts) if crop is not None else texts
-    return task_examples(texts, flip_labels(pool["label"], noise, seed))
+    return task_examples(texts, flip_labels(pool["label"], noise, seed), prompt)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -284,7 +298,7 @@ def answer_ids(tokenizer) -> list[list[int]]:
     """Token ids of each answer word, in label order, checked to be how a training response begins."""
     ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in ANSWERS]
     for answer, a_ids in zip(ANSWERS, ids, strict=True):
-        rendered = instruct.render(tokenizer, instruct.Example(task_prompt("x"), answer))
+        rendered = instruct.render(tokenizer, task_examples(["x"], [ANSWERS.index(answer)])[0])
         response = tokenizer(rendered.response, add_special_tokens=False)["input_ids"]
         if response[: len(a_ids)] != a_ids:
             raise ValueError(
@@ -309,7 +323,7 @@ def score_task(model, tokenizer, task: SentimentTask, batch_size: int = 8) -> Sc
     from helpers.evaluate import prompt_ids
 
     start = time.perf_counter()
-    examples = task_examples(task.texts, task.labels)
+    examples = task_examples(task.texts, task.labels, task.prompt)
     lp = answer_logprobs(model, prompt_ids(tokenizer, examples), answer_ids(tokenizer), batch_size)  # (P, 2)
     pred = lp.argmax(dim=1).numpy()
     acc = float((pred == np.asarray(task.labels)).mean())
@@ -401,13 +415,14 @@ class ScratchRoute:
         return GPT(self.config)
 
     def tune(self, examples: Sequence[instruct.Example], name: str, steps: int | None = None, model=None):
-        """Full fine-tuning on `examples` -> (model in eval mode, RunRecord)."""
+        """Full fine-tuning on `examples` -> (model in eval mode, RunRecord). An example longer than the
+        context keeps its prompt and loses the end of its answer (counted in extra["examples_truncated"])."""
         from helpers.batches import ListBatches
         from helpers.training import TrainConfig, train
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the counts go into the record
-            report = instruct.encode_all(self.tokenizer, examples, self.context, too_long="drop")
+            report = instruct.encode_all(self.tokenizer, examples, self.context, too_long="truncate")
         batches = instruct.pad_batches(report.examples, self.recipe.batch_size, self.pad_id, seed=self.seed)
         steps = steps or self.recipe.steps(len(batches))
         model = model if model is not None else self.fresh_model()
@@ -429,6 +444,7 @@ class ScratchRoute:
             {
                 "examples_used": len(report.examples),
                 "examples_dropped": report.n_dropped,
+                "examples_truncated": report.n_truncated,
                 "batches_per_epoch": len(batches),
             }
         )
@@ -515,7 +531,7 @@ def generation_accuracy(route, model, task: SentimentTask, max_new_tokens: int =
     (an answer with neither word is malformed, and wrong)."""
     from helpers.evaluate import prompt_ids, score_sentiment
 
-    examples = task_examples(task.texts, task.labels)
+    examples = task_examples(task.texts, task.labels, task.prompt)
     return score_sentiment(
         route.generate(model, prompt_ids(route.tokenizer, examples), max_new_tokens), list(task.labels)
     )
@@ -541,7 +557,7 @@ def run_point(
         model = route.untuned()
         record = _untrained_record(name, route.route, model)
     else:
-        model, record = route.tune(training_examples(n, noise, crop, seed), name)
+        model, record = route.tune(training_examples(n, noise, crop, seed, task.prompt), name)
     scored = route.score(model, task, batch_size)
     record.metrics["accuracy"] = scored.accuracy
     record.test_set = task.name
@@ -670,7 +686,12 @@ def runs_table(records: Sequence[RunRecord], assumptions=costs.DEFAULT_ASSUMPTIO
                 "test_set": r.test_set,
             }
         )
-    return pd.DataFrame(rows)
+    order = {key: i for i, key in enumerate(ROUTES)}
+    table = pd.DataFrame(rows)
+    table = table.sort_values(
+        ["route_key", "noise", "n"], key=lambda c: c.map(order) if c.name == "route_key" else c, kind="stable"
+    )
+    return table.reset_index(drop=True)
 
 
 def examples_to_reach(

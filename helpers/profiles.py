@@ -66,14 +66,23 @@ class InstructSizes:
 
 @dataclass(frozen=True)
 class CompareSizes:
-    """Notebook 06: train vs instruct. Route A/A0 = tiny GPT (full tuning), route B = LoRA (helpers.compare)."""
+    """Notebook 06: train vs instruct (helpers.compare): routes A/A0 = tiny GPT, route B = LoRA."""
+# = helpers.instruct.SENTIMENT_PROMPT (not imported: profiles stay free of heavy imports)
+COURSE_INSTRUCTION = (
+    "Classify the sentiment of this review as positive or negative. Answer with one word.\n\nReview: {review}"
+)
+
+
 
     n_ladder: tuple[int, ...] = (4, 16)  # labelled examples per run, every route (N = 0, untuned, is added)
     scratch_extra_n: tuple[int, ...] = (64,)  # larger N for routes A/A0 only: the tiny GPT is cheap
     test_reviews: int = 12  # the fixed test set's prefix; SmolLM2 scores ~10 reviews/s on 2 quiet cores
+    # The instruction every route reads ({review} = where the review goes). ci: short, because ci's tiny GPT
+    # has a 64-token context; cpu/gpu: the course's instruction (helpers.instruct.SENTIMENT_PROMPT).
+    instruction: str = "Is this review positive or negative?\n\n{review}"
     target_accuracy: float = 0.7  # "examples needed to reach" this in the article's table
     label_noise: tuple[float, ...] = (0.0, 0.2, 0.4)  # fractions of training labels flipped
-    noise_n: int = 16  # N of the label-noise runs (on the ladder, so the 0 % run is reused)
+    noise_n: int = 4  # N of the label-noise runs (on the ladder, so the 0 % run is reused)
     scratch_lr: float = 1e-3  # full tuning of a ~0.2 M GPT: high rates are fine
     scratch_batch_size: int = 8
     scratch_epochs: float = 8.0  # a small model needs many passes over few examples
@@ -83,10 +92,10 @@ class CompareSizes:
     lora_batch_size: int = 4  # packed rows of InstructSizes.max_length tokens per step
     lora_epochs: float = 2.0
     lora_min_steps: int = 2
-    lora_max_steps: int = 3  # ~1-3 s per step on 2 cores: the ci budget
-    faq_train_rows: int = 8  # FAQ rows in the adaptability run (a prefix of data/faq/faq_train.jsonl)
+    lora_max_steps: int = 2  # ~3-10 s per step on 2 busy cores: the ci budget
+    faq_train_rows: int = 4  # FAQ rows in the adaptability run (a prefix of data/faq/faq_train.jsonl)
     faq_eval_rows: int = 4  # held-out FAQ questions scored after it
-    faq_steps: int = 3
+    faq_steps: int = 2
     faq_max_new_tokens: int = 24
     score_batch_size: int = 8  # reviews per forward pass when scoring
     seed: int = 0
@@ -131,10 +140,10 @@ PROFILES: dict[str, Profile] = {
             learning_rate=1e-3,
         ),
         compare=CompareSizes(
-            n_ladder=(16, 64, 256), scratch_extra_n=(1024, 4096), test_reviews=100, target_accuracy=0.8,
-            noise_n=64, scratch_batch_size=16, scratch_epochs=4.0, scratch_min_steps=30, scratch_max_steps=600,
-            lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=4, lora_max_steps=20,
-            faq_train_rows=120, faq_eval_rows=30, faq_steps=20, faq_max_new_tokens=40,
+            instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256), scratch_extra_n=(1024,), test_reviews=60,
+            target_accuracy=0.75, noise_n=64, scratch_batch_size=8, scratch_epochs=4.0, scratch_min_steps=30,
+            scratch_max_steps=150, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=2,
+            lora_max_steps=8, faq_train_rows=120, faq_eval_rows=30, faq_steps=6, faq_max_new_tokens=40,
         ),
         deploy=DeploySizes(latency_tokens=128, latency_repeats=3, canary_repeats=16, canary_steps=300),
     ),
@@ -154,7 +163,8 @@ PROFILES: dict[str, Profile] = {
             learning_rate=5e-4, lora_r=16, lora_alpha=32,
         ),
         compare=CompareSizes(
-            n_ladder=(16, 64, 256, 1024, 4096), scratch_extra_n=(8192,), test_reviews=1000,
+            instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256, 1024, 4096), scratch_extra_n=(8192,),
+            test_reviews=1000,
             target_accuracy=0.85, noise_n=1024, scratch_batch_size=32, scratch_epochs=4.0,
             scratch_min_steps=50, scratch_max_steps=3000, lora_lr=5e-4, lora_batch_size=16, lora_epochs=2.0,
             lora_min_steps=10, lora_max_steps=600, faq_train_rows=120, faq_eval_rows=60, faq_steps=100,

@@ -371,3 +371,26 @@ def test_notebook_scoring_equals_helpers(nb):
 def test_notebook_examples_to_reach_equals_helpers(nb):
     for accs in ((0.8, 0.6, 0.9), (0.5, 0.6, 0.7), (0.9, 0.9, 0.9)):
         assert nb.examples_to_reach((4, 16, 64), accs, 0.75) == C.examples_to_reach((4, 16, 64), accs, 0.75)
+
+
+def test_the_course_instruction_in_profiles_is_instructs():
+    from helpers.instruct import SENTIMENT_PROMPT
+    from helpers.profiles import COURSE_INSTRUCTION, get_profile
+
+    assert COURSE_INSTRUCTION == SENTIMENT_PROMPT
+    for name in ("ci", "cpu", "gpu"):
+        C.check_prompt(get_profile(name).compare.instruction)
+
+
+@pytest.mark.parametrize("prompt", ["no placeholder", "{review} twice {review}"])
+def test_an_instruction_without_one_review_slot_is_refused(chat_tok, prompt):
+    with pytest.raises(ValueError, match="exactly once"):
+        C.Cropper(chat_tok, 160, prompt)
+
+
+def test_the_instruction_is_part_of_the_test_sets_identity(chat_tok):
+    crop_a, crop_b = C.Cropper(chat_tok, 160), C.Cropper(chat_tok, 160, "Sentiment?\n\n{review}")
+    a, b = C.sentiment_task(4, crop_a), C.sentiment_task(4, crop_b)
+    assert a.labels == b.labels and a.name != b.name and b.prompt == crop_b.prompt
+    with pytest.raises(ValueError, match="another instruction"):
+        C.sentiment_task(4, crop_a, prompt="Sentiment?\n\n{review}")
