@@ -12,8 +12,9 @@ measured peak, peak memory, losses, energy) that the cost ledger reads.
 What it does: the precision policy (bf16 autocast, fp16 + gradient scaler, fp32), AdamW with weight-decay
 groups, linear warm-up then cosine decay, gradient accumulation and clipping, periodic evaluation on a
 fixed set of batches, a `tqdm.auto` progress bar, callbacks (e.g. `helpers.plots.LivePlot`), atomic
-checkpoints with a checksum and exact resume (model, optimiser, scheduler, scaler, RNG states, data
-position, loss history), a clear stop on a NaN/inf loss, and DDP when started with torchrun.
+checkpoints with a checksum (`helpers.checkpoints`) and exact resume (model, optimiser, scheduler,
+scaler, RNG states, data position, loss history), a clear stop on a NaN/inf loss, and DDP when started
+with torchrun (every process draws the same global batch and keeps its slice: 2 processes = 1).
 
 Counting (said once, used everywhere): `tokens` = input positions, padding (attention_mask == 0)
 excluded; `extra["label_tokens"]` = positions that carry a loss. FLOPs = `flops_per_token` x tokens;
@@ -28,7 +29,6 @@ early stopping, and learning-rate finders.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import random
@@ -44,13 +44,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from helpers.batches import IGNORE_INDEX
+from helpers.checkpoints import (  # noqa: F401  (CheckpointError: re-exported for callers)
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    load_model_state,
+    model_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from helpers.device import measure_matmul_flops, pick_device, precision_policy
 from helpers.records import RunRecord
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint payload changes shape
 
 
 @dataclass
@@ -121,7 +130,7 @@ class TrainConfig:
             )
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = str(self.checkpoint_dir)
-        if (self.checkpoint_interval or self.resume) and self.checkpoint_dir is None:
+        if (self.checkpoint_interval or self.resume is True) and self.checkpoint_dir is None:
             raise ValueError(
                 "TrainConfig.checkpoint_interval/resume need TrainConfig.checkpoint_dir: "
                 "name a folder for the checkpoints"
@@ -154,10 +163,6 @@ class Callback:
     def on_eval_end(self, state: TrainState) -> None: ...
     def on_checkpoint(self, state: TrainState, path: Path) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, half-written, corrupted or does not match the model."""
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -291,153 +296,6 @@ def check_fits(model: nn.Module, data, what: str = "train_data") -> None:
         )
 
 
-def _rng_state() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
-    )
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename: all or nothing."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_checkpoint(directory: str | Path, step: int, payload: dict, keep: int = 2) -> Path:
-    """Save `payload` as `step_NNNNNNN.pt` plus its sha256 in `step_NNNNNNN.sha256`; keep the newest `keep`.
-
-    The .pt file is renamed into place only once complete, and the checksum is written after it, so a
-    checkpoint without a matching checksum is known to be unfinished.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"step_{step:07d}.pt"
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
-    digest = _sha256(path)
-    _atomic_write(path.with_suffix(".sha256"), lambda tmp: tmp.write_text(digest + "\n"))
-    for old in list_checkpoints(directory)[:-keep]:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".sha256").unlink(missing_ok=True)
-    return path
-
-
-def list_checkpoints(directory: str | Path) -> list[Path]:
-    """Checkpoint files in `directory`, oldest first (temporary files are ignored)."""
-    return sorted(Path(directory).glob("step_*.pt"))
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Verify a checkpoint's checksum and load it without unpickling code (`weights_only=True`)."""
-    path = Path(path)
-    if path.is_dir():
-        found = list_checkpoints(path)
-        if not found:
-            raise CheckpointError(
-                f"no checkpoint (step_*.pt) in {path.name}/: train with checkpoint_dir set first"
-            )
-        path = found[-1]
-    older = [p.name for p in list_checkpoints(path.parent) if p < path]
-    fallback = (
-        f" The previous checkpoint {older[-1]} is untouched: resume from it with "
-        f"TrainConfig(resume=<folder>/{older[-1]}), or delete the broken file."
-        if older
-        else " Set TrainConfig(resume=False) to start over."
-    )
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path.name} does not exist.{fallback}")
-    sidecar = path.with_suffix(".sha256")
-    if not sidecar.is_file():
-        raise CheckpointError(
-            f"checkpoint {path.name} is half-written (its checksum file {sidecar.name} is "
-            f"missing: the run stopped while saving).{fallback}"
-        )
-    if _sha256(path) != sidecar.read_text().strip():
-        raise CheckpointError(
-            f"checkpoint {path.name} is corrupted (its sha256 does not match {sidecar.name}).{fallback}"
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(
-            f"checkpoint {path.name} cannot be read ({type(err).__name__}: {err}).{fallback}"
-        ) from err
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"checkpoint {path.name} was written by another version of helpers.training "
-            f"(format {payload.get('format') if isinstance(payload, dict) else '?'}, expected "
-            f"{CHECKPOINT_FORMAT}): start over with TrainConfig(resume=False)"
-        )
-    return payload
-
-
-def _model_state(model: nn.Module) -> tuple[dict, bool]:
-    """All weights for full training; only trainable ones (+ buffers) when some are frozen (LoRA)."""
-    params = dict(model.named_parameters(remove_duplicate=False))  # tied weights under every name
-    if all(p.requires_grad for p in params.values()):
-        return model.state_dict(), False
-    keep = {n for n, p in params.items() if p.requires_grad}
-    keep |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
-    return {n: t for n, t in model.state_dict().items() if n in keep}, True
-
-
-def _load_model_state(model: nn.Module, state: dict, partial: bool, name: str) -> None:
-    try:
-        result = model.load_state_dict(state, strict=not partial)
-    except RuntimeError as err:  # shapes or names differ
-        first = str(err).split("\n\t")[1] if "\n\t" in str(err) else str(err)
-        raise CheckpointError(
-            f"checkpoint {name} does not match this model ({first.strip()}): build the same "
-            "model as the run that saved it, or start over with TrainConfig(resume=False)"
-        ) from err
-    frozen = {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
-    missing = [k for k in getattr(result, "missing_keys", []) if k not in frozen]
-    if missing or getattr(result, "unexpected_keys", []):
-        raise CheckpointError(
-            f"checkpoint {name} does not match this model (missing {missing[:3]}, unexpected "
-            f"{list(result.unexpected_keys)[:3]}): build the same model as the run that saved it"
-        )
-
-
 # ----------------------------------------------------------------------------- distributed
 
 
@@ -502,6 +360,17 @@ def _check_data(data, config: TrainConfig) -> None:
             f"checkpoints must record the data position, but {type(data).__name__} has no state_dict(): "
             "use helpers.batches.TokenBatches / ListBatches, or train without checkpoint_dir"
         )
+
+
+def _resume_path(config: TrainConfig) -> Path | None:
+    """The checkpoint to resume from: resume=True -> the newest in checkpoint_dir (None if there is none
+    yet: a fresh start); resume=<path> -> that file (an error if it is missing)."""
+    if not config.resume:
+        return None
+    if config.resume is True:
+        found = list_checkpoints(config.checkpoint_dir) if Path(config.checkpoint_dir).is_dir() else []
+        return found[-1] if found else None
+    return Path(config.resume)
 
 
 def evaluate(
@@ -593,23 +462,25 @@ def train(
     state = TrainState(name=config.name, max_steps=config.max_steps)
     tokens = label_tokens = 0
     previous_seconds = 0.0
-    if config.resume and config.checkpoint_dir is not None:
-        where = Path(config.checkpoint_dir) if config.resume is True else Path(config.resume)
-        if where.is_file() or list_checkpoints(where if where.is_dir() else where.parent):
-            payload = load_checkpoint(where)
-            _load_model_state(raw_model, payload["model"], payload["model_partial"], where.name)
-            optimizer.load_state_dict(payload["optimizer"])
-            scheduler.load_state_dict(payload["scheduler"])
-            scaler.load_state_dict(payload["scaler"])
-            train_data.load_state_dict(payload["data"])
-            _set_rng_state(payload["rng"])
-            state.step, state.losses = payload["step"], list(payload["losses"])
-            state.val_losses = [tuple(v) for v in payload["val_losses"]]
-            tokens, label_tokens, previous_seconds = (
-                payload["tokens"],
-                payload["label_tokens"],
-                payload["elapsed"],
-            )
+    resume_from = _resume_path(config)
+    if resume_from is not None:
+        payload = load_checkpoint(resume_from)
+        load_model_state(raw_model, payload["model"], payload["model_partial"], resume_from.name)
+        for part, key in (
+            (optimizer, "optimizer"),
+            (scheduler, "scheduler"),
+            (scaler, "scaler"),
+            (train_data, "data"),
+        ):
+            part.load_state_dict(payload[key])
+        set_rng_state(payload["rng"])
+        state.step, state.losses = payload["step"], list(payload["losses"])
+        state.val_losses = [tuple(v) for v in payload["val_losses"]]
+        tokens, label_tokens, previous_seconds = (
+            payload["tokens"],
+            payload["label_tokens"],
+            payload["elapsed"],
+        )
 
     fixed_eval = None
     if eval_data is not None:  # drawn once, so every evaluation (and a resumed run) scores the same rows
@@ -729,17 +600,17 @@ def train(
             if config.checkpoint_dir and (
                 at_end or (config.checkpoint_interval and state.step % config.checkpoint_interval == 0)
             ):
-                model_state, partial = _model_state(raw_model)
+                weights, partial = model_state(raw_model)
                 payload = {
                     "format": CHECKPOINT_FORMAT,
                     "step": state.step,
-                    "model": model_state,
+                    "model": weights,
                     "model_partial": partial,
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
                     "data": train_data.state_dict(),
-                    "rng": _rng_state(),
+                    "rng": rng_state(),
                     "losses": state.losses,
                     "val_losses": state.val_losses,
                     "tokens": tokens,

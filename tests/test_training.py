@@ -299,6 +299,11 @@ def test_crash_while_saving_leaves_previous_checkpoint_intact(tmp_path, monkeypa
     assert load_checkpoint(ckpt)["step"] == 4
 
 
+def test_resume_from_a_missing_file_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match="step_0000009.pt does not exist"):
+        train(make_model(), _data(), _config(resume=str(tmp_path / "step_0000009.pt")))
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     ckpt = _two_checkpoints(tmp_path)
     with pytest.raises(CheckpointError, match="does not match this model"):
