@@ -126,7 +126,7 @@ def test_a_wrong_answer_fails_with_a_hint_that_does_not_give_the_answer(key):
 
 
 def test_no_answer_yet_and_a_crashing_function_are_feedback_not_errors():
-    assert check_exercise("01", 1, None).message.startswith("no answer yet")
+    assert check_exercise("01", 1, None).message.startswith("replace `None`")
     crashed = check_exercise(1, 1, lambda ids: ids[99])
     assert not crashed.ok and "IndexError" in crashed.message
     called = check_exercise(1, 1, solution("01", 1)([1, 2]))  # the result instead of the function
@@ -137,3 +137,37 @@ def test_no_answer_yet_and_a_crashing_function_are_feedback_not_errors():
 def test_an_unknown_exercise_lists_the_known_ones():
     with pytest.raises(KeyError, match="01/1"):
         check_exercise("01", 99, 1)
+
+
+def _cell_script():
+    path = SOLUTIONS.parent.parent / "scripts" / "add_exercise_cells.py"
+    spec = importlib.util.spec_from_file_location("add_exercise_cells", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES), ids=lambda k: f"{k[0]}-{k[1]}")
+def test_the_starter_cell_runs_and_says_not_yet(key):
+    code = _cell_script().starter(EXERCISES[key])
+    *body, last = code.split("\n")
+    namespace = {"check_exercise": check_exercise}
+    exec("\n".join(body), namespace)  # noqa: S102 - the course's own starter code
+    feedback = eval(last, namespace)  # noqa: S307
+    assert not feedback.ok and feedback.message
+
+
+def test_adding_the_cells_twice_keeps_one_copy_and_the_other_cells(tmp_path):
+    import nbformat
+
+    path = tmp_path / "03_pretraining.ipynb"
+    original = [nbformat.v4.new_markdown_cell("# 03"), nbformat.v4.new_code_cell("1 + 1")]
+    nbformat.write(nbformat.v4.new_notebook(cells=original), path)
+    script = _cell_script()
+    script.add_to(path)
+    once = nbformat.read(path, as_version=4).cells
+    script.add_to(path)
+    twice = nbformat.read(path, as_version=4).cells
+    assert [c.source for c in once] == [c.source for c in twice]
+    assert [c.source for c in twice[:2]] == ["# 03", "1 + 1"]
+    assert len(twice) == 2 + 2 + 2 * len(exercises_for("03"))
