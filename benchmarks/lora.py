@@ -9,7 +9,8 @@ tokens (padding excluded) per second of training, measured after warm-up steps, 
   model's own shifted loss), fp32, torch.optim.AdamW.
 - helpers: `helpers.training.train` (the one loop) on `helpers.instruct` batches - packed rows of
   max_length (block-diagonal attention via restarting position_ids) or length-grouped padding - in fp32
-  and with bf16 autocast (where the hardware has it).
+  and with bf16 autocast (where the hardware has it), with the loop's default loss or
+  `instruct.response_loss` (the LM head only where a label is set).
 Same examples (the course's instruction dataset, profile sizes), same LoRA (targets, r, alpha,
 dropout, seed), same rows per batch, same learning rate. Each method gets a fresh copy of the base model.
 
@@ -83,7 +84,8 @@ class StepClock(Callback):
         self.times.append(time.perf_counter())
 
 
-def run_helpers(model, batches, real_tokens, lr: float, steps: int, warmup: int, precision: str) -> float:
+def run_helpers(model, batches, real_tokens, lr: float, steps: int, warmup: int, precision: str,
+                loss_fn=None) -> float:
     """The course loop; `real_tokens[i]` = non-padding tokens of batches[i] (served in order)."""
     clock = StepClock()
     from helpers.batches import ListBatches
@@ -91,7 +93,7 @@ def run_helpers(model, batches, real_tokens, lr: float, steps: int, warmup: int,
     config = TrainConfig(max_steps=warmup + steps, lr=lr, warmup_steps=1, weight_decay=0.0,
                          precision=precision, progress=False, name="benchmark", route="instruct")
     start = time.perf_counter()
-    train(model, ListBatches(batches), config, callbacks=[clock])
+    train(model, ListBatches(batches), config, loss_fn=loss_fn, callbacks=[clock])
     times = [start] + clock.times
     timed = range(warmup, warmup + steps)
     tokens = sum(real_tokens[i % len(batches)] for i in timed)
@@ -130,11 +132,14 @@ def main(argv: list[str]) -> int:
     lr, steps, warmup = sizes.learning_rate, args.steps, args.warmup
     reference = "reference: bare loop, random padding, fp32"
     results = {reference: run_reference(fresh(), ref_batches, lr, steps, warmup)}
-    for name, batches, real, precision in (("packed", packed, packed_real, "fp32"),
-                                           ("packed", packed, packed_real, low),
-                                           ("length-grouped padding", grouped, grouped_real, low)):
+    for name, batches, real, precision, loss_fn in (
+        ("packed", packed, packed_real, "fp32", None),
+        ("packed", packed, packed_real, low, None),
+        ("length-grouped padding", grouped, grouped_real, low, None),
+        ("packed, response-only LM head", packed, packed_real, low, instruct.response_loss),
+    ):
         results[f"helpers: {name}, {precision}"] = run_helpers(fresh(), batches, real, lr, steps, warmup,
-                                                               precision)
+                                                               precision, loss_fn)
     ref = results[reference]
     print(f"model {spec.name}, profile {get_profile().name}, batch {sizes.batch_size} rows, "
           f"max_length {sizes.max_length}, {len(encoded)} examples, {torch.get_num_threads()} threads")
@@ -142,7 +147,7 @@ def main(argv: list[str]) -> int:
     print(f"padding waste: random padding {waste[0]:.1%}, length-grouped {waste[1]:.1%}, "
           f"packed {waste[2]:.1%}")
     for name, tps in results.items():
-        print(f"{name:48s} {tps:8.0f} tokens/s   x{tps / ref:.2f}")
+        print(f"{name:56s} {tps:8.0f} tokens/s   x{tps / ref:.2f}")
     best = max(v for k, v in results.items() if k.startswith("helpers"))
     print(f"best helpers / reference = {best / ref:.2f} (goal >= {GOAL})")
     speedup = results[f"helpers: packed, {low}"] / results["helpers: packed, fp32"]

