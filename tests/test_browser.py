@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -213,8 +214,9 @@ def run_all_and_wait(page, n_code_cells: int) -> None:
         select = page.locator(".jp-Dialog button", has_text="Select")
         if select.count():  # "Select Kernel" dialog: older labs ignore autoStartDefaultKernel
             select.first.click()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        page.locator(".lm-MenuBar-itemLabel").filter(has_text=re.compile(r"^Run$")).click()
+        # exact: "Restart Kernel and Run All Cells…" is in the same menu
+        page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Run All Cells$")).click()
         try:
             page.wait_for_function("el => el.textContent.trim() !== '[ ]:'", arg=first.element_handle(),
                                    timeout=30_000)
