@@ -846,7 +846,10 @@ def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None)
     if target is not None:
         ax.axhline(target, color="k", linewidth=0.8, linestyle=":", label=f"target {target:.0%}")
     ax.axhline(0.5, color="tab:red", linewidth=0.6, alpha=0.5)
+    ns = sorted(clean["n"].unique())
     ax.set_xscale("symlog", linthresh=1)  # log axis that still shows N = 0
+    ax.set_xlim(-0.3, max(ns) * 1.5)
+    ax.set_xticks(ns, [str(n) for n in ns])
     ax.set(
         xlabel="labelled examples N",
         ylabel="test accuracy",
@@ -870,7 +873,13 @@ def plot_accuracy_vs_compute(runs: pd.DataFrame, pretraining: dict[str, Pretrain
         for ax, x in ((axes[0], g["flops"]), (axes[1], g["flops"] + pre)):
             keep = x > 0  # a log axis has no place for zero compute (route A0 untuned)
             ax.plot(x[keep], g["accuracy"][keep], label=ROUTE_LABELS.get(key, key), **_route_style(key))
-    axes[0].set(xscale="log", xlabel="tuning FLOPs", ylabel="test accuracy", title="Tuning compute only")
+    axes[0].set(
+        xscale="log",
+        xlabel="tuning FLOPs",
+        ylabel="test accuracy",
+        title="Tuning compute only",
+        ylim=(0.3, 1.0),
+    )
     axes[1].set(xscale="log", xlabel="tuning + pretraining FLOPs", title="Including pretraining")
     axes[0].legend(fontsize=7)
     notes = [f"{k}: {p.source}" for k, p in pretraining.items() if p.flops]
