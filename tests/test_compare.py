@@ -172,6 +172,12 @@ def test_cropper_makes_every_example_fit_and_leaves_short_reviews_alone(chat_tok
             )
 
 
+def test_cropper_never_leaves_half_a_character(crop):
+    long = "Caffè ☕ très bon, à revoir! " * 30
+    cut = crop.crop(long)
+    assert "\ufffd" not in cut and long.startswith(cut) and len(cut) < len(long)
+
+
 def test_cropper_refuses_a_context_too_small(chat_tok):
     with pytest.raises(ValueError, match="larger block_size"):
         C.Cropper(chat_tok, 20)
