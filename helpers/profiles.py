@@ -139,8 +139,8 @@ PROFILES: dict[str, Profile] = {
             learning_rate=1e-3, eval_interval=100, train_chars=5_000_000,
         ),
         instruct=InstructSizes(
-            eval_reviews=200, train_sentiment=256, max_length=256, batch_size=8, max_steps=150,
-            learning_rate=1e-3,
+            eval_reviews=200, eval_faq=60, few_shot=4, max_new_tokens=40, train_sentiment=128, max_length=256,
+            batch_size=8, max_steps=120, learning_rate=1.5e-3,
         ),
         compare=CompareSizes(
             instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256), scratch_extra_n=(1024,), test_reviews=50,
@@ -162,8 +162,8 @@ PROFILES: dict[str, Profile] = {
             learning_rate=6e-4, eval_interval=250, train_chars=40_000_000,
         ),
         instruct=InstructSizes(
-            eval_reviews=1000, train_sentiment=2000, max_length=512, batch_size=16, max_steps=600,
-            learning_rate=5e-4, lora_r=16, lora_alpha=32,
+            eval_reviews=1000, eval_faq=60, few_shot=8, max_new_tokens=40, train_sentiment=2000, max_length=512,
+            batch_size=16, max_steps=600, learning_rate=5e-4, lora_r=16, lora_alpha=32,
         ),
         compare=CompareSizes(
             instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256, 1024, 4096), scratch_extra_n=(8192,),
