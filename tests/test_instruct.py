@@ -367,3 +367,51 @@ def test_response_loss_equals_the_loops_default_loss_and_gradients(tok, packed):
     torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- notebooks 04-05 == helpers
+
+
+def test_notebook_05_pieces_equal_helpers(tok):
+    from notebook_defs import load_definitions
+
+    nb = load_definitions("05_instruction_tuning.ipynb")
+    for prompt, response in (([5, 6], [7, 8]), ([1], [2, 3, 4]), (list(range(10)), [99])):
+        enc = instruct.mask_prompt(prompt, response)
+        assert nb.mask_prompt(prompt, response) == (enc.input_ids, enc.labels)
+    for lengths, max_length in (([4, 3, 2, 1], 5), ([7, 3, 6, 2, 5, 5], 8), ([9, 1, 1, 1, 8], 10)):
+        rows = instruct.pack(_enc(lengths), max_length, pad_id=0)
+        ours = [[lengths[i] for i in r] for r in nb.pack(lengths, max_length)]
+        assert sorted(map(sum, ours)) == sorted(max_length - r.n_pad for r in rows)
+        assert sorted(map(len, ours)) == sorted(r.n_examples for r in rows)
+    pos = torch.tensor([[0, 1, 2, 0, 1, 0, 0, 1], [0, 1, 2, 3, 4, 5, 6, 7]])
+    assert torch.equal(nb.segment_ids(pos), instruct.segment_ids(pos))
+    assert torch.equal(nb.block_diagonal_mask(pos), instruct.block_diagonal_mask(pos))
+
+
+def test_notebook_04_scorer_equals_helpers():
+    from notebook_defs import load_definitions
+
+    from helpers import evaluate
+
+    nb = load_definitions("04_pretrained_model.ipynb")
+    items = instruct.load_faq("heldout") + instruct.load_faq("train")
+    answers = [i.answer for i in items] + ["Entro 145 giorni", "dalle 09:30", "€ 5,9", "+39 0599-417-268", ""]
+    for answer in answers:
+        assert nb.normalise(answer) == evaluate.normalise(answer)
+        for key in {i.key for i in items}:
+            assert nb.fact_in_answer(answer, key) == evaluate.fact_in_answer(answer, key), (answer, key)
+    for text in nb.SENTIMENT_CASES + ["Negativo!", "", "neutral", "The review is POSITIVE but negative"]:
+        assert nb.parse_sentiment(text) == evaluate.parse_sentiment(text)
+
+
+def test_tuned_model_loads_the_saved_adapter(tmp_path):
+    """The catch-up for notebook 07: the real base model + an adapter folder (here an untrained one)."""
+    from helpers.models import load_model
+
+    base = load_model()
+    adapter = instruct.add_lora(base.model, base.spec.lora_target_modules, r=2, alpha=4)
+    instruct.save_adapter(adapter, tmp_path / "adapter", base.spec.name, {"steps": 0})
+    loaded = instruct.tuned_model("ci", folder=tmp_path / "adapter")
+    assert type(loaded.model).__name__ == "PeftModelForCausalLM" and "adapter loaded" in loaded.notes[-1]
+    assert loaded.model.peft_config["default"].r == 2
