@@ -13,7 +13,10 @@ finished version that notebooks 06-07 import.
   another). Subtle: it does so only when the model runs without a KV cache, so `add_lora` sets
   `config.use_cache = False` (generation still uses its cache). `pad_batches` is the alternative:
   length-grouped padding with an attention mask; `padding_waste` measures either.
-- LoRA with peft: target modules from the model registry, rank/alpha/dropout from the profile.
+- LoRA with peft: target modules from the model registry, rank/alpha/dropout from the profile;
+  `response_loss` is the loop's loss with the LM head run only on labelled positions (same value).
+- `tune` is the whole recipe through `helpers.training.train`; `tuned_model` is the catch-up for later
+  notebooks (notebook 05's adapter from artifacts/adapter, or one trained now).
 
 Left out on purpose: multi-turn conversations as training data, QLoRA (4-bit bases need CUDA
 kernels), and DPO/RLHF — the course tunes on single question/answer pairs.
