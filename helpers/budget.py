@@ -105,8 +105,8 @@ class StatedBudget:
 STATED_BUDGETS: dict[str, StatedBudget] = {  # key: the notebook's number, "00" .. "07"
     "00": StatedBudget(ci=0.5),
     "01": StatedBudget(ci=1.5),
-    "02": StatedBudget(ci=1.0),
-    "03": StatedBudget(ci=3.0),
+    "02": StatedBudget(ci=1.0, cpu=0.5),  # cpu: 10 s measured (2 shared cores, 2026-11-25; nb01 ran first)
+    "03": StatedBudget(ci=3.0, cpu=7.5),  # cpu: 7.1 min measured (2 shared cores, load ~7, 2026-11-25)
     "04": StatedBudget(ci=2.0),
     "05": StatedBudget(ci=4.0),
     "06": StatedBudget(ci=4.0),

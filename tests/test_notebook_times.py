@@ -52,7 +52,7 @@ def test_failed_cells_and_unknown_notebooks_are_shown():
 
 
 def test_profiles_without_a_measured_budget_have_no_ratio():
-    (row,) = timer_with({"03_pretraining.ipynb": [600.0]}).results("cpu")
+    (row,) = timer_with({"05_instruction_tuning.ipynb": [600.0]}).results("gpu")
     assert row.budget_minutes is None and row.ratio is None and not row.over_budget
 
 
