@@ -67,22 +67,22 @@ class InstructSizes:
     lora_dropout: float = 0.05
 
 
-@dataclass(frozen=True)
-class CompareSizes:
-    """Notebook 06: train vs instruct (helpers.compare): routes A/A0 = tiny GPT, route B = LoRA."""
 # = helpers.instruct.SENTIMENT_PROMPT (not imported: profiles stay free of heavy imports)
 COURSE_INSTRUCTION = (
     "Classify the sentiment of this review as positive or negative. Answer with one word.\n\nReview: {review}"
 )
 
 
+@dataclass(frozen=True)
+class CompareSizes:
+    """Notebook 06: train vs instruct (helpers.compare): routes A/A0 = tiny GPT, route B = LoRA."""
 
-    n_ladder: tuple[int, ...] = (4, 16)  # labelled examples per run, every route (N = 0, untuned, is added)
-    scratch_extra_n: tuple[int, ...] = (64,)  # larger N for routes A/A0 only: the tiny GPT is cheap
-    test_reviews: int = 12  # the fixed test set's prefix; SmolLM2 scores ~10 reviews/s on 2 quiet cores
     # The instruction every route reads ({review} = where the review goes). ci: short, because ci's tiny GPT
     # has a 64-token context; cpu/gpu: the course's instruction (helpers.instruct.SENTIMENT_PROMPT).
     instruction: str = "Is this review positive or negative?\n\n{review}"
+    n_ladder: tuple[int, ...] = (4, 16)  # labelled examples per run, every route (N = 0, untuned, is added)
+    scratch_extra_n: tuple[int, ...] = (64,)  # larger N for routes A/A0 only: the tiny GPT is cheap
+    test_reviews: int = 12  # the fixed test set's prefix; SmolLM2 scores ~10 reviews/s on 2 quiet cores
     target_accuracy: float = 0.7  # "examples needed to reach" this in the article's table
     label_noise: tuple[float, ...] = (0.0, 0.2, 0.4)  # fractions of training labels flipped
     noise_n: int = 4  # N of the label-noise runs (on the ladder, so the 0 % run is reused)
