@@ -37,7 +37,7 @@ course: setup
 test: setup
 	bash scripts/install_browser.sh $(PY)
 	COURSE_PROFILE=ci COURSE_BLOCK_NETWORK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
-		$(PY) -m pytest -p no:cacheprovider --nbval-lax --durations=15 $(PYTEST_ARGS)
+		$(PY) -m pytest -p no:cacheprovider --nbval-lax --durations=15 -rs $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check helpers tests benchmarks
