@@ -581,6 +581,19 @@ def run_point(
 # ----------------------------------------------------------------------------- adaptability: the FAQ
 
 
+def faq_split(train_rows: int, eval_rows: int):
+    """(the first `train_rows` FAQ training rows, up to `eval_rows` held-out questions about the same facts).
+
+    A short adaptation run can only learn the facts it sees, so it is scored only on paraphrased
+    questions about those facts. The training file lists each fact's 4 rows together, so 8 rows = 2 facts."""
+    if train_rows < 1 or eval_rows < 1:
+        raise ValueError(f"train_rows and eval_rows must be >= 1, got {train_rows} and {eval_rows}")
+    train = instruct.load_faq("train", train_rows)
+    facts = {i.fact for i in train}
+    held = [i for i in instruct.load_faq("heldout") if i.fact in facts][:eval_rows]
+    return train, held
+
+
 def adapt_to_faq(route, train_items, eval_items, steps: int, max_new_tokens: int = 40) -> RunRecord:
     """Time to adapt `route` to the customer-support FAQ: a short tuning run on `train_items` through the
     same loop, then fact accuracy on `eval_items` (held-out paraphrases) with `helpers.evaluate.score_faq`.

@@ -18,7 +18,6 @@ from tiny_llama import tiny_llama, tiny_tokenizer
 from helpers import compare as C
 from helpers.costs import Ledger
 from helpers.gpt import GPT, GPTConfig
-from helpers.instruct import load_faq
 from helpers.profiles import InstructSizes
 from helpers.records import RunRecord
 from helpers.tokenizer import BPETokenizer
@@ -275,8 +274,16 @@ def test_lora_route_runs_a_point_through_the_loop(lora_route):
     C.runs_table([base, tuned])  # same test set: accepted
 
 
+def test_faq_split_scores_only_the_facts_it_trains_on():
+    train, held = C.faq_split(8, 10)
+    assert len(train) == 8 and len({i.fact for i in train}) == 2
+    assert len(held) == 4 and {i.fact for i in held} == {i.fact for i in train}
+    with pytest.raises(ValueError, match=">= 1"):
+        C.faq_split(0, 2)
+
+
 def test_faq_adaptation_for_both_routes(lora_route, chat_tok, gpt_config):
-    train, held = load_faq("train", 2), load_faq("heldout", 2)
+    train, held = C.faq_split(2, 2)
     scratch = C.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=GPT(gpt_config))
     for route in (lora_route, scratch):
         record = C.adapt_to_faq(route, train, held, steps=1, max_new_tokens=4)
