@@ -21,7 +21,8 @@ Fairness, decided once here:
 
 Also here: `flip_labels` (label noise, exact fraction, seeded), the N ladder (`Recipe.steps`),
 `examples_to_reach` (the smallest N that reaches a target accuracy), `runs_table` / `article_table`
-(the article's table rebuilt from the records), the FAQ adaptability run, and the plots.
+(the article's table rebuilt from the records; money is `helpers.costs.run_cost` at the editable
+`helpers.assumptions`), the FAQ adaptability run (`faq_split`, `adapt_to_faq`), and the plots.
 
 Left out on purpose: hyper-parameter search per N, several seeds per point (the notebook's exercises
 ask for it), and calibration of the answer scores.
@@ -486,7 +487,6 @@ class LoraRoute:
 
         self.sizes, self.recipe, self.seed = sizes, recipe, seed
         self.load_fn = load_fn or load_model
-        self._loaded = None
 
     def _load(self):
         loaded = self.load_fn()
@@ -732,7 +732,6 @@ def article_table(
     target: float,
     pretraining: dict[str, PretrainCompute],
     adaptation: dict[str, RunRecord] | None = None,
-    assumptions=costs.DEFAULT_ASSUMPTIONS,
 ) -> pd.DataFrame:
     """The article's comparison, one row per route, from measurements only (runs without label noise).
 
