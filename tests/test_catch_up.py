@@ -6,8 +6,8 @@ A learner must be able to open any notebook first: each notebook asks helpers fo
 artifacts (tokenizer, pretrained tiny GPT, adapter, ledger), which build what is missing under the
 current profile. `make test` already runs the notebooks *in order* from a fresh clone's empty artifacts/
 (nbval); this test runs each one *alone*, with its own empty COURSE_ARTIFACTS_DIR, so it also rebuilds
-every prerequisite. Measured alone on 2 shared cores (2026-11-25): 01 29 s, 02 19 s, 03 48 s, 07 110 s
-(07 rebuilds the tokenizer, the tiny GPT and the LoRA adapter). It is opt-in (COURSE_CATCHUP=1) to keep
+every prerequisite. Measured alone on 2 shared cores (2026-11-25): 01 29 s, 02 19 s, 03 48 s, 04 79 s,
+05 135 s, 06 124 s, 07 110 s (07 rebuilds the tokenizer, the tiny GPT and the LoRA adapter): ~9 min. It is opt-in (COURSE_CATCHUP=1) to keep
 `make test` within CI's time.
 """
 
