@@ -67,7 +67,9 @@ def notebook_flops(profile: Profile) -> dict[str, tuple[float, str]]:
     }
 
 
-def estimate_runtimes(profile: Profile, peak_flops: float, assumptions: BudgetAssumptions | None = None) -> pd.DataFrame:
+def estimate_runtimes(
+    profile: Profile, peak_flops: float, assumptions: BudgetAssumptions | None = None
+) -> pd.DataFrame:
     """One row per notebook: compute, estimated minutes on a machine with `peak_flops` (measured)."""
     if peak_flops <= 0:
         raise ValueError("peak_flops must be a positive FLOP/s figure: measure it with helpers.device.hardware_card()")

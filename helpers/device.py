@@ -16,7 +16,6 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 import torch
 
 DEVICE_TYPES = ("cuda", "mps", "cpu")

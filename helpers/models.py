@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 import torch
 
 CACHE_ENV = "COURSE_CACHE_DIR"
@@ -150,7 +149,7 @@ def _part_path(dist_name: str, rel: str) -> Path:
 def gguf_location(spec: ModelSpec) -> list[Path]:
     """Paths of the GGUF part(s) inside installed wheels; clear error if the package is missing."""
     paths = []
-    for dist_name, rel in zip(spec.gguf_parts_from, spec.gguf_parts):
+    for dist_name, rel in zip(spec.gguf_parts_from, spec.gguf_parts, strict=True):
         try:
             path = _part_path(dist_name, rel)
         except metadata.PackageNotFoundError as err:

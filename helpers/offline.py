@@ -10,7 +10,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from helpers import models
 from helpers.netguard import offline
 

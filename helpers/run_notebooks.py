@@ -22,7 +22,8 @@ def run_notebook(path: Path, inplace: bool = False, timeout: int = 1800) -> floa
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
     seconds = time.perf_counter() - start
     target = path if inplace else artifacts_dir("executed") / path.name
     nbformat.write(nb, target)

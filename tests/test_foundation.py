@@ -9,9 +9,9 @@ import json
 
 import pytest
 import torch
+from notebook_defs import load_definitions
 
 from helpers import data, device, models, profiles
-from notebook_defs import load_definitions
 
 
 # --- profiles -------------------------------------------------------------------------------------
