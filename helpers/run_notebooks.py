@@ -22,7 +22,8 @@ def run_notebook(path: Path, inplace: bool = False, timeout: int = 1800) -> floa
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    resources = {"metadata": {"path": str(path.parent)}}  # run with the notebook's folder as cwd, like Jupyter
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources)
     client.execute()
     seconds = time.perf_counter() - start
     target = path if inplace else artifacts_dir("executed") / path.name
