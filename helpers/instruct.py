@@ -105,7 +105,7 @@ class FaqItem:
 
 def load_faq(split: str = "train", n: int | None = None,
              path: str | os.PathLike | None = None) -> list[FaqItem]:
-    """The FAQ's `train` (120 rows) or `heldout` (60 paraphrased questions) split; n = a prefix."""
+    """The FAQ's `train` (240 rows) or `heldout` (60 paraphrased questions) split; n = a prefix."""
     if path is None:
         if split not in ("train", "heldout"):
             raise ValueError(f"unknown FAQ split {split!r}: use 'train' or 'heldout'")
@@ -170,7 +170,7 @@ def from_dataset(dataset, instruction_column: str = "instruction", response_colu
 
 
 def instruction_dataset(n_sentiment: int, seed: int = 0) -> list[Example]:
-    """The course's tuning set: all 120 FAQ rows + `n_sentiment` review instructions, shuffled (seeded)."""
+    """The course's tuning set: all 240 FAQ rows + `n_sentiment` review instructions, shuffled (seeded)."""
     from helpers.data import labelled_pool
 
     examples = faq_examples(load_faq("train")) + sentiment_examples(labelled_pool(n_sentiment))

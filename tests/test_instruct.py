@@ -45,10 +45,11 @@ def _examples(n: int = 6) -> list[Example]:
 
 def test_faq_files_have_the_documented_shape():
     train, held = instruct.load_faq("train"), instruct.load_faq("heldout")
-    assert (len(train), len(held)) == (120, 60)
+    assert (len(train), len(held)) == (240, 60)
     assert len({i.fact for i in train}) == 30 and {i.fact for i in held} == {i.fact for i in train}
-    assert Counter(i.lang for i in train) == {"en": 60, "it": 60}
-    assert len({i.id for i in train + held}) == 180
+    assert Counter(i.lang for i in train) == {"en": 120, "it": 120}
+    assert len({i.id for i in train + held}) == 300
+    assert len({i.fact for i in train[:120]}) == 30  # the first 120 rows already cover every fact
     assert {i.fact for i in held[:30]} == {i.fact for i in train}  # any 30-prefix covers every fact
 
 
@@ -98,7 +99,7 @@ def test_from_dataset_reads_instruction_response_columns():
 def test_instruction_dataset_is_faq_plus_sentiment():
     examples = instruct.instruction_dataset(8)
     kinds = Counter(e.source.split(":")[0] for e in examples)
-    assert kinds == {"faq": 120, "reviews": 8}
+    assert kinds == {"faq": 240, "reviews": 8}
     answers = Counter(e.response for e in examples if e.source.startswith("reviews"))
     assert answers == {"positive": 4, "negative": 4}
 
