@@ -146,7 +146,7 @@ PROFILES: dict[str, Profile] = {
             instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256), scratch_extra_n=(1024,), test_reviews=50,
             target_accuracy=0.75, noise_n=64, scratch_batch_size=8, scratch_epochs=8.0, scratch_min_steps=24,
             scratch_max_steps=160, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=2,
-            lora_max_steps=6, faq_train_rows=48, faq_eval_rows=24, faq_steps=16, faq_max_new_tokens=40,
+            lora_max_steps=6, faq_train_rows=16, faq_eval_rows=8, faq_steps=16, faq_max_new_tokens=40,
         ),
         deploy=DeploySizes(latency_tokens=128, latency_repeats=3, canary_repeats=16, canary_steps=300),
     ),
