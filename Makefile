@@ -10,6 +10,8 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Jupyter refuses to run as root unless told; containers and course VMs often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
 .PHONY: setup lab course test lint offline wheelhouse install-offline clean
 
@@ -26,7 +28,7 @@ $(STAMP): pyproject.toml requirements-model.txt
 	touch $(STAMP)
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
 # Headless: execute every notebook in place under the current COURSE_PROFILE.
 course: setup
