@@ -38,7 +38,7 @@ course: setup
 # /usr/bin/chromium exists; where it cannot install, the browser test is skipped and says how to enable it).
 test: setup
 	bash scripts/install_browser.sh $(PY)
-	COURSE_PROFILE=ci COURSE_BLOCK_NETWORK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
+	COURSE_PROFILE=ci COURSE_BLOCK_NETWORK=1 COURSE_CATCHUP=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
 		$(PY) -m pytest -p no:cacheprovider --nbval-lax --durations=15 -rs $(PYTEST_ARGS)
 
 lint: setup

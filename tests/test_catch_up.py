@@ -7,8 +7,8 @@ artifacts (tokenizer, pretrained tiny GPT, adapter, ledger), which build what is
 current profile. `make test` already runs the notebooks *in order* from a fresh clone's empty artifacts/
 (nbval); this test runs each one *alone*, with its own empty COURSE_ARTIFACTS_DIR, so it also rebuilds
 every prerequisite. Measured alone on 2 shared cores (2026-11-25): 01 29 s, 02 19 s, 03 48 s, 04 79 s,
-05 135 s, 06 124 s, 07 110 s (07 rebuilds the tokenizer, the tiny GPT and the LoRA adapter): ~9 min. It is opt-in (COURSE_CATCHUP=1) to keep
-`make test` within CI's time.
+05 135 s, 06 124 s, 07 110 s (07 rebuilds the tokenizer, the tiny GPT and the LoRA adapter): ~9 min.
+`make test` (and so CI) sets COURSE_CATCHUP=1; a bare `pytest` skips it unless you set it.
 """
 
 from __future__ import annotations
