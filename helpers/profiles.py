@@ -132,7 +132,7 @@ PROFILES: dict[str, Profile] = {
         setup=SetupSizes(matmul_size=2048, matmul_seconds=2.0),
         tokenizer=TokenizerSizes(
             train_chars=2_000_000, vocab_size=2048, vocab_ladder=(300, 512, 1024, 2048, 4096),
-            compare_reviews=1000,
+            compare_reviews=500,  # the test split holds 552 short balanced reviews
         ),
         pretrain=PretrainSizes(
             n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_steps=800,
@@ -155,19 +155,19 @@ PROFILES: dict[str, Profile] = {
         setup=SetupSizes(matmul_size=8192, matmul_seconds=2.0),
         tokenizer=TokenizerSizes(
             train_chars=5_000_000, vocab_size=4096, vocab_ladder=(300, 1024, 2048, 4096, 8192),
-            compare_reviews=2000,
+            compare_reviews=552,  # all of the test split's short balanced reviews
         ),
         pretrain=PretrainSizes(
             n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, max_steps=5000,
             learning_rate=6e-4, eval_interval=250, train_chars=40_000_000,
         ),
         instruct=InstructSizes(
-            eval_reviews=1000, eval_faq=60, few_shot=8, max_new_tokens=40, train_sentiment=2000, max_length=512,
+            eval_reviews=552, eval_faq=60, few_shot=8, max_new_tokens=40, train_sentiment=2000, max_length=512,
             batch_size=16, max_steps=600, learning_rate=5e-4, lora_r=16, lora_alpha=32,
         ),
         compare=CompareSizes(
             instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256, 1024, 4096), scratch_extra_n=(8192,),
-            test_reviews=1000,
+            test_reviews=552,  # every short balanced test review (helpers.data.test_set)
             target_accuracy=0.85, noise_n=1024, scratch_batch_size=32, scratch_epochs=4.0,
             scratch_min_steps=50, scratch_max_steps=3000, lora_lr=5e-4, lora_batch_size=16, lora_epochs=2.0,
             lora_min_steps=10, lora_max_steps=600, faq_train_rows=120, faq_eval_rows=60, faq_steps=100,
