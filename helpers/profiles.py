@@ -138,9 +138,9 @@ PROFILES: dict[str, Profile] = {
             n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_steps=800,
             learning_rate=1e-3, eval_interval=100, train_chars=5_000_000,
         ),
-        instruct=InstructSizes(
+        instruct=InstructSizes(  # measured: held-out FAQ accuracy 0 -> 0.37 (0.97 on training questions)
             eval_reviews=200, eval_faq=60, few_shot=4, max_new_tokens=40, train_sentiment=128, max_length=256,
-            batch_size=8, max_steps=120, learning_rate=1.5e-3,
+            batch_size=6, max_steps=160, learning_rate=2e-3, lora_r=16, lora_alpha=32,
         ),
         compare=CompareSizes(
             instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256), scratch_extra_n=(1024,), test_reviews=50,
