@@ -7,7 +7,7 @@ to identical logits and merges into a plain transformers model that saves and re
 (JSONL field missing / not a string / empty, empty response, too-long example, no chat template and no
 fallback, nonexistent LoRA target) gets a clear error or a counted warning.
 
-Run: .venv/bin/python -m pytest tests/test_instruct.py -q      (~15 s)
+Run: .venv/bin/python -m pytest tests/test_instruct.py -q      (~30 s; loads the cached SmolLM2 once)
 """
 
 from __future__ import annotations
