@@ -121,9 +121,9 @@ def _numeric(
     "01",
     1,
     "Count pairs",
-    "Write `count_pairs(ids)` returning a dict {(a, b): count} of every pair of "
+    "Write `my_count_pairs(ids)` returning a dict {(a, b): count} of every pair of "
     "consecutive ids, e.g. for [1, 2, 3, 1, 2]. Pass the function itself: "
-    "`check_exercise(1, 1, count_pairs)`.",
+    "`check_exercise('01', 1, my_count_pairs)`.",
 )
 def _ex01_1(fn: Any) -> Feedback:
     cases = [[1, 2, 3, 1, 2], [7, 7, 7], [5], [], [0, 255, 0, 255, 0]]
@@ -155,7 +155,7 @@ def _pairs(ids: Sequence[int]) -> dict[tuple[int, int], int]:
     "01",
     2,
     "One merge",
-    "Write `merge(ids, pair, new_id)` returning a new list in which every "
+    "Write `my_merge(ids, pair, new_id)` returning a new list in which every "
     "occurrence of `pair` (left to right, not overlapping) is replaced by `new_id`.",
 )
 def _ex01_2(fn: Any) -> Feedback:
@@ -244,7 +244,7 @@ GPT_SIZES = [
     "02",
     1,
     "Count the parameters",
-    "Write `n_params(n_layer, n_embd, vocab_size, block_size)` "
+    "Write `my_n_params(n_layer, n_embd, vocab_size, block_size)` "
     "returning the number of parameters of the course GPT (helpers.gpt: biases in every Linear, "
     "LayerNorms with bias, LM head tied to the token embedding) from the sizes alone, without building it.",
 )
@@ -290,7 +290,7 @@ def _ex02_1(fn: Any) -> Feedback:
     "02",
     2,
     "The causal mask",
-    "Write `causal_mask(T)` returning a (T, T) bool tensor that is True "
+    "Write `my_causal_mask(T)` returning a (T, T) bool tensor that is True "
     "where query position i may attend to key position j.",
 )
 def _ex02_2(fn: Any) -> Feedback:
@@ -410,7 +410,7 @@ def _ex03_1(answer: Any) -> Feedback:
     "03",
     2,
     "The learning-rate schedule",
-    "Write `lr_multiplier(step, warmup_steps, max_steps, "
+    "Write `my_lr_multiplier(step, warmup_steps, max_steps, "
     "min_ratio)` (step is 0-based): a linear warm-up reaching 1.0 at step warmup_steps - 1, then a cosine "
     "decay reaching min_ratio at the last step, max_steps - 1.",
 )
@@ -528,7 +528,7 @@ def _ex04_2(answer: Any) -> Feedback:
     "05",
     1,
     "Prompt masking",
-    "Write `mask(prompt_ids, response_ids)` returning `(input_ids, labels)`: "
+    "Write `my_mask(prompt_ids, response_ids)` returning `(input_ids, labels)`: "
     "the ids joined, and labels already shifted (labels[t] is the target of position t, i.e. ids[t+1]) "
     "on response tokens only, -100 everywhere else.",
 )
@@ -598,7 +598,7 @@ def _ex05_2(answer: Any) -> Feedback:
     "06",
     1,
     "Examples to reach a target",
-    "Write `needed(ns, accuracies, target)` returning the smallest "
+    "Write `my_needed(ns, accuracies, target)` returning the smallest "
     "N whose accuracy reaches the target *and* stays there for every larger N measured, or None.",
 )
 def _ex06_1(fn: Any) -> Feedback:
@@ -635,7 +635,7 @@ def _ex06_1(fn: Any) -> Feedback:
     "06",
     2,
     "Label noise",
-    "Write `flip(labels, fraction, seed)` for 0/1 labels: flip exactly "
+    "Write `my_flip(labels, fraction, seed)` for 0/1 labels: flip exactly "
     "round(fraction * n) of them, chosen at random with `seed`, so the same seed flips the same ones and "
     "a larger fraction flips a superset of a smaller one (every point of the noise curve then differs "
     "only in the extra flips).",
@@ -677,7 +677,7 @@ def _ex06_2(fn: Any) -> Feedback:
     "07",
     1,
     "Decode speed",
-    "Write `decode_speed(first_token_seconds, total_seconds, new_tokens)` "
+    "Write `my_decode_speed(first_token_seconds, total_seconds, new_tokens)` "
     "returning the tokens per second of decoding: the pace after the first token, which also paid for "
     "reading the prompt.",
 )
@@ -743,7 +743,7 @@ def _ex07_2(answer: Any) -> Feedback:
     "07",
     3,
     "The Luhn check",
-    "Write `luhn_ok(number)` for a card number given as a string (spaces "
+    "Write `my_luhn_ok(number)` for a card number given as a string (spaces "
     "allowed): from the rightmost digit, double every second digit, subtract 9 from results over 9, sum "
     "everything; valid when the sum is a multiple of 10.",
 )

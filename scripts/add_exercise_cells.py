@@ -21,73 +21,73 @@ TAG = "self-check"
 
 STARTERS = {  # what the learner starts from: a function skeleton (a value to fill in by default)
     ("01", 1): """
-def count_pairs(ids):
+def my_count_pairs(ids):
     counts = {}
     # your code: count every pair of consecutive ids
     return counts
 
-check_exercise("01", 1, count_pairs)""",
+check_exercise("01", 1, my_count_pairs)""",
     ("01", 2): """
-def merge(ids, pair, new_id):
+def my_merge(ids, pair, new_id):
     out = list(ids)
     # your code: replace each occurrence of pair, left to right
     return out
 
-check_exercise("01", 2, merge)""",
+check_exercise("01", 2, my_merge)""",
     ("02", 1): """
-def n_params(n_layer, n_embd, vocab_size, block_size):
+def my_n_params(n_layer, n_embd, vocab_size, block_size):
     # your code: the formula
     return 0
 
-check_exercise("02", 1, n_params)""",
+check_exercise("02", 1, my_n_params)""",
     ("02", 2): """
 import torch
 
-def causal_mask(T):
+def my_causal_mask(T):
     # your code: True where query i may attend to key j
     return torch.zeros(T, T, dtype=torch.bool)
 
-check_exercise("02", 2, causal_mask)""",
+check_exercise("02", 2, my_causal_mask)""",
     ("03", 2): """
-def lr_multiplier(step, warmup_steps, max_steps, min_ratio):
+def my_lr_multiplier(step, warmup_steps, max_steps, min_ratio):
     # your code: linear warm-up, then cosine decay
     return 1.0
 
-check_exercise("03", 2, lr_multiplier)""",
+check_exercise("03", 2, my_lr_multiplier)""",
     ("05", 1): """
-def mask(prompt_ids, response_ids):
+def my_mask(prompt_ids, response_ids):
     ids = list(prompt_ids) + list(response_ids)
     labels = list(ids)  # your code: -100 where nothing is learned, shifted targets elsewhere
     return ids, labels
 
-check_exercise("05", 1, mask)""",
+check_exercise("05", 1, my_mask)""",
     ("06", 1): """
-def needed(ns, accuracies, target):
+def my_needed(ns, accuracies, target):
     # your code: the smallest N that reaches the target and keeps it
     return None
 
-check_exercise("06", 1, needed)""",
+check_exercise("06", 1, my_needed)""",
     ("06", 2): """
 import numpy as np
 
-def flip(labels, fraction, seed):
+def my_flip(labels, fraction, seed):
     labels = np.asarray(labels)
     # your code: flip exactly round(fraction * n) labels, chosen with seed
     return labels
 
-check_exercise("06", 2, flip)""",
+check_exercise("06", 2, my_flip)""",
     ("07", 1): """
-def decode_speed(first_token_seconds, total_seconds, new_tokens):
+def my_decode_speed(first_token_seconds, total_seconds, new_tokens):
     # your code
     return 0.0
 
-check_exercise("07", 1, decode_speed)""",
+check_exercise("07", 1, my_decode_speed)""",
     ("07", 3): """
-def luhn_ok(number):
+def my_luhn_ok(number):
     # your code: the Luhn checksum of the digits in number
     return False
 
-check_exercise("07", 3, luhn_ok)""",
+check_exercise("07", 3, my_luhn_ok)""",
 }
 
 

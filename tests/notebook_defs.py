@@ -1,7 +1,9 @@
 """Load the definitions a notebook builds, so a test can prove they equal `helpers/`.
 
 Only top-level imports, functions, classes and UPPER_CASE constants are executed; cells that train,
-plot or print are skipped, so loading is fast and has no side effects.
+plot or print are skipped, so loading is fast and has no side effects. The learner's exercise cells
+(tagged "self-check") are skipped too: their unfinished starters must never stand in for the
+notebook's own definitions.
 
     defs = load_definitions("notebooks/01_tokenizer.ipynb")
     defs.train_bpe_slow(...)   # the notebook's own version
@@ -15,6 +17,7 @@ import types
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+EXERCISE_TAG = "self-check"  # scripts/add_exercise_cells.py tags the cells it adds
 
 
 def _keep(node: ast.stmt) -> bool:
@@ -35,7 +38,7 @@ def load_definitions(notebook: str | Path) -> types.ModuleType:
     module = types.ModuleType(f"notebook_{path.stem}")
     module.__file__ = str(path)
     for index, cell in enumerate(cells):
-        if cell.get("cell_type") != "code":
+        if cell.get("cell_type") != "code" or EXERCISE_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         # IPython magics and shell escapes are not Python: drop those lines.

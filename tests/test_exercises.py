@@ -171,3 +171,34 @@ def test_adding_the_cells_twice_keeps_one_copy_and_the_other_cells(tmp_path):
     assert [c.source for c in once] == [c.source for c in twice]
     assert [c.source for c in twice[:2]] == ["# 03", "1 + 1"]
     assert len(twice) == 2 + 2 + 2 * len(exercises_for("03"))
+
+
+def _top_level_names(source: str) -> set[str]:
+    """Names a cell binds at top level: functions, classes, assignments and imports."""
+    import ast
+
+    source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+@pytest.mark.parametrize("notebook", sorted({k[0] for k in EXERCISES}))
+def test_exercise_starters_never_shadow_the_notebooks_own_names(notebook):
+    """A starter named like a notebook function (say `merge`) would replace it in the learner's kernel
+    (re-running an earlier cell then uses the unfinished stub) and in tests that load the notebook's
+    definitions: that once made a test loop forever. Starters are named `my_...` and `answer`."""
+    import json
+
+    path = next((SOLUTIONS.parent).glob(f"{notebook}_*.ipynb"))
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    tagged = [c for c in cells if "self-check" in c.get("metadata", {}).get("tags", [])]
+    assert tagged, f"{path.name} has no exercise cells: run scripts/add_exercise_cells.py on it"
+    own = set().union(*(_top_level_names("".join(c["source"])) for c in cells if c not in tagged))
+    starters = set().union(*(_top_level_names("".join(c["source"])) for c in tagged))
+    assert not (starters & own), f"{path.name}: exercise cells rebind {sorted(starters & own)}"

@@ -2,17 +2,17 @@
 
 
 def exercise_1():
-    def count_pairs(ids):
+    def my_count_pairs(ids):
         counts = {}
         for pair in zip(ids, ids[1:]):  # every position but the last starts a pair; runs overlap
             counts[pair] = counts.get(pair, 0) + 1
         return counts
 
-    return count_pairs
+    return my_count_pairs
 
 
 def exercise_2():
-    def merge(ids, pair, new_id):
+    def my_merge(ids, pair, new_id):
         out, i = [], 0
         while i < len(ids):
             if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -23,7 +23,7 @@ def exercise_2():
                 i += 1
         return out
 
-    return merge
+    return my_merge
 
 
 def exercise_3():

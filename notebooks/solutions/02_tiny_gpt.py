@@ -2,7 +2,7 @@
 
 
 def exercise_1():
-    def n_params(n_layer, n_embd, vocab_size, block_size):
+    def my_n_params(n_layer, n_embd, vocab_size, block_size):
         C = n_embd
         embeddings = vocab_size * C + block_size * C  # tokens + positions (the LM head is tied: no extra)
         attention = (C * 3 * C + 3 * C) + (C * C + C)  # q, k, v in one Linear with bias; output projection
@@ -10,16 +10,16 @@ def exercise_1():
         norms = 2 * (2 * C)  # two LayerNorms per block, weight + bias
         return embeddings + n_layer * (attention + mlp + norms) + 2 * C  # + the final LayerNorm
 
-    return n_params
+    return my_n_params
 
 
 def exercise_2():
     import torch
 
-    def causal_mask(T):
+    def my_causal_mask(T):
         return torch.tril(torch.ones(T, T, dtype=torch.bool))  # row i (query) sees columns 0..i
 
-    return causal_mask
+    return my_causal_mask
 
 
 def exercise_3():

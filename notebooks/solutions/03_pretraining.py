@@ -15,13 +15,13 @@ def exercise_1():
 
 
 def exercise_2():
-    def lr_multiplier(step, warmup_steps, max_steps, min_ratio):
+    def my_lr_multiplier(step, warmup_steps, max_steps, min_ratio):
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         progress = min(1.0, (step - warmup_steps) / max(1, max_steps - 1 - warmup_steps))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return lr_multiplier
+    return my_lr_multiplier
 
 
 def exercise_3():

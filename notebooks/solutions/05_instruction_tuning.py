@@ -2,14 +2,14 @@
 
 
 def exercise_1():
-    def mask(prompt_ids, response_ids):
+    def my_mask(prompt_ids, response_ids):
         ids = list(prompt_ids) + list(response_ids)
         # position t predicts ids[t+1]: the last prompt position predicts the first response token,
         # and the last position has nothing left to predict.
         labels = [-100] * (len(prompt_ids) - 1) + list(response_ids) + [-100]
         return ids, labels
 
-    return mask
+    return my_mask
 
 
 def exercise_2():

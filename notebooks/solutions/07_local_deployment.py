@@ -2,10 +2,10 @@
 
 
 def exercise_1():
-    def decode_speed(first_token_seconds, total_seconds, new_tokens):
+    def my_decode_speed(first_token_seconds, total_seconds, new_tokens):
         return (new_tokens - 1) / (total_seconds - first_token_seconds)
 
-    return decode_speed
+    return my_decode_speed
 
 
 def exercise_2():
@@ -14,7 +14,7 @@ def exercise_2():
 
 
 def exercise_3():
-    def luhn_ok(number):
+    def my_luhn_ok(number):
         digits = [int(c) for c in number if c.isdigit()]
         total = 0
         for i, d in enumerate(reversed(digits)):
@@ -25,4 +25,4 @@ def exercise_3():
             total += d
         return total % 10 == 0
 
-    return luhn_ok
+    return my_luhn_ok
