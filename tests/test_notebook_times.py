@@ -79,3 +79,44 @@ def test_bad_notebook_names_say_the_expected_form(bad):
 def test_an_unknown_profile_names_the_variable():
     with pytest.raises(ValueError, match="COURSE_PROFILE"):
         budget.STATED_BUDGETS["00"].minutes("tpu")
+
+
+# --- estimate_runtimes: scaled from a measured ci run ------------------------------------------------
+from helpers.budget import CI_CALIBRATION, estimate_runtimes  # noqa: E402
+from helpers.profiles import get_profile  # noqa: E402
+
+
+def test_the_ci_profile_on_the_calibration_machine_reproduces_the_measured_run():
+    minutes = estimate_runtimes(get_profile("ci"), CI_CALIBRATION.peak_flops)["estimated min"]
+    for nb, seconds in CI_CALIBRATION.seconds.items():
+        assert minutes[nb] == pytest.approx(seconds / 60, abs=0.051), nb  # rounded to 0.1 min
+
+
+def test_a_faster_machine_shrinks_only_the_compute_part():
+    ci = get_profile("ci")
+    here = estimate_runtimes(ci, CI_CALIBRATION.peak_flops)["estimated min"]
+    fast = estimate_runtimes(ci, CI_CALIBRATION.peak_flops * 1e6)["estimated min"]
+    for nb, overhead in CI_CALIBRATION.overhead_seconds.items():
+        assert fast[nb] <= here[nb]
+        if nb != "01":  # tokenizer training is Python: a faster matmul does not help it
+            assert fast[nb] == pytest.approx(overhead / 60, abs=0.051), nb
+
+
+def test_bigger_profiles_cost_more_everywhere():
+    ci, cpu, gpu = (get_profile(n) for n in ("ci", "cpu", "gpu"))
+    peak = CI_CALIBRATION.peak_flops
+    t_ci, t_cpu, t_gpu = (estimate_runtimes(p, peak)["estimated min"] for p in (ci, cpu, gpu))
+    assert (t_cpu >= t_ci).all() and (t_gpu >= t_cpu).all()
+
+
+@pytest.mark.parametrize("nb", [nb for nb, b in STATED_BUDGETS.items() if b.cpu is not None])
+def test_the_cpu_estimate_is_within_2x_of_the_measured_cpu_time(nb):
+    """A real check of the FLOP scaling: cpu times measured on a 2-core machine like CI's."""
+    estimate = estimate_runtimes(get_profile("cpu"), CI_CALIBRATION.peak_flops)["estimated min"][nb]
+    measured = STATED_BUDGETS[nb].cpu
+    assert measured / 2 <= estimate <= measured * 2, f"{nb}: estimated {estimate} min, measured {measured} min"
+
+
+def test_peak_must_be_positive():
+    with pytest.raises(ValueError, match="hardware_card"):
+        estimate_runtimes(get_profile("ci"), 0)
