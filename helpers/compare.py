@@ -43,7 +43,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from helpers import costs, instruct
 from helpers.data import LABEL_NAMES
 from helpers.records import RunRecord

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from helpers import instruct
 
 # ----------------------------------------------------------------------------- the scorer

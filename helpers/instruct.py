@@ -37,7 +37,6 @@ from pathlib import Path
 
 import torch
 
-import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from helpers.artifacts import REPO_ROOT
 from helpers.batches import IGNORE_INDEX
 
