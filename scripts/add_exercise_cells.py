@@ -108,8 +108,9 @@ def exercise_cells(notebook: str) -> list:
     for ex in exercises:
         cells.append(nbformat.v4.new_markdown_cell(f"**Exercise {ex.number}: {ex.title}.** {ex.task}"))
         cells.append(nbformat.v4.new_code_cell(starter(ex)))
-    for cell in cells:
+    for k, cell in enumerate(cells):
         cell.metadata["tags"] = [TAG]
+        cell.id = f"{TAG}-{notebook}-{k}"  # stable ids: re-running the script gives no diff
     return cells
 
 
