@@ -133,6 +133,7 @@ def estimate_runtimes(
 # (the test run measures it: artifacts/notebook_times.json); `cpu` stays None until measured on a
 # laptop CPU; `gpu` stays None until measured on a GPU (until then, quote `estimate_runtimes`).
 OVER_BUDGET_FACTOR = 2.0  # a notebook this many times over its stated budget is reported loudly
+GPU_REFERENCE_PEAK = 50e12  # bf16 matmul FLOP/s assumed for the stated gpu estimate (a mid-range CUDA GPU)
 GPU_BUDGET_SOURCE = "estimated from FLOPs (helpers.budget.estimate_runtimes) until measured on a GPU"
 
 
@@ -172,7 +173,13 @@ def budget_line(notebook: str) -> str:
     """For a notebook's first cell: budget_line('03') -> 'stated run time: ci 3 min (2 CPU cores...'."""
     b = STATED_BUDGETS[notebook if notebook in STATED_BUDGETS else notebook_key(notebook)]
     cpu = f"cpu {b.cpu:g} min" if b.cpu is not None else "cpu not measured yet"
-    gpu = f"gpu {b.gpu:g} min" if b.gpu is not None else "gpu: see the FLOP estimate in notebook 00"
+    if b.gpu is not None:
+        gpu = f"gpu {b.gpu:g} min"
+    else:
+        key = notebook if notebook in STATED_BUDGETS else notebook_key(notebook)
+        est = estimate_runtimes(get_profile("gpu"), GPU_REFERENCE_PEAK)["estimated min"][key]
+        tflops = GPU_REFERENCE_PEAK / 1e12
+        gpu = f"gpu ~{max(est, 0.1):.1f} min (not measured: FLOP estimate for a {tflops:g}-TFLOP/s GPU)"
     return f"stated run time: ci {b.ci:g} min (2 CPU cores, measured by CI) | {cpu} | {gpu}"
 
 
