@@ -532,6 +532,9 @@ def save_adapter(peft_model, folder: str | os.PathLike, base_model: str, note: d
     `base_model` (e.g. 'smollm2-135m-instruct') replaces the machine path peft would record.
     """
     folder = Path(folder)
+    # Our own card from an earlier save has no metadata block: peft would log a warning about it (and the
+    # output would differ between a first and a second run). It is rewritten below anyway.
+    (folder / "README.md").unlink(missing_ok=True)
     peft_model.save_pretrained(folder)
     # subtle: rename the base model only in the written file; peft reads the real path while saving
     # (to check whether the embeddings changed), and a bare name would send it looking on the hub.

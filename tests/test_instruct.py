@@ -416,3 +416,16 @@ def test_tuned_model_loads_the_saved_adapter(tmp_path):
     loaded = instruct.tuned_model("ci", folder=tmp_path / "adapter")
     assert type(loaded.model).__name__ == "PeftModelForCausalLM" and "adapter loaded" in loaded.notes[-1]
     assert loaded.model.peft_config["default"].r == 2
+
+
+def test_saving_the_adapter_twice_is_silent_and_keeps_our_card(tmp_path, capfd):
+    """A second save into the same folder once made huggingface_hub warn about our card (no metadata
+    block): a notebook's stored output then depended on whether the folder existed."""
+    model = _trained_lora()
+    instruct.save_adapter(model, tmp_path / "adapter", "tiny-llama", {"steps": 0})
+    capfd.readouterr()
+    folder = instruct.save_adapter(model, tmp_path / "adapter", "tiny-llama", {"steps": 1})
+    out, err = capfd.readouterr()
+    assert "metadata" not in out + err
+    assert (folder / "README.md").read_text().startswith("# LoRA adapter for tiny-llama")
+    assert '"steps": 1' in (folder / "README.md").read_text()
