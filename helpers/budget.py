@@ -1,18 +1,18 @@
-"""Run-time estimates for every notebook, calibrated by a measured run.
+"""Run-time estimates for every notebook, fitted to measured runs.
 
-A notebook's time = a fixed overhead (imports, model loading, tokenizer training, plots) + its compute
-part. The compute part was *measured* for the `ci` profile on CI's machine (`CI_CALIBRATION`); for
-another profile or machine it is scaled by the ratio of the two profiles' FLOPs (`notebook_flops`) and
-by the ratio of the two machines' measured matmul peaks. Only ratios of FLOP counts are used, so the
-formulas must scale right, not be exact; the calibration absorbs how far below peak each notebook runs
-(batch-1 generation on a CPU reaches a few % of it, training tens of %). Notebook 00 prints the table.
+A notebook's time = a fixed overhead (imports, model loading, plots, Python-bound work) + a compute
+part that grows with the profile's work (FLOPs from `notebook_flops`; characters for the tokenizer) and
+shrinks with the machine's measured matmul peak. Both parts are *fitted* per notebook to two measured
+runs on one machine (`CALIBRATION`: every notebook under `ci` and under `cpu`), so the estimate
+reproduces both, and extrapolates to `gpu` or another machine. Only ratios of FLOP counts are used,
+so the formulas must scale right, not be exact. Notebook 00 prints the table.
 
 Also here: each notebook's *stated* budget per profile (`STATED_BUDGETS`, the one place those numbers
 live) and the bookkeeping the test session uses to compare measured notebook times with them.
 
-Left out: tokenizer training and data loading are not FLOP-bound; they are counted in the overhead.
-A GPU is assumed to reach the same fraction of its peak as the CPU did: optimistic for small models,
-so a GPU estimate is a lower bound until measured.
+Caveats: a GPU is assumed to reach the same fraction of its peak as the CPU did (optimistic for small
+models: a GPU estimate is a lower bound until measured), and a shared machine's measured peak varies
+run to run (seen here: 130 to 411 GFLOP/s bf16 on the same 2 cores on different days).
 """
 
 from __future__ import annotations
@@ -33,21 +33,31 @@ EXAMPLES_PER_ROW = 2.7  # instruction examples per packed row of 256 tokens (mea
 
 @dataclass(frozen=True)
 class Calibration:
-    """One measured run of every notebook under `ci`: the ground truth the estimates scale from."""
+    """Every notebook measured under `ci` and under `cpu` on one machine: what the estimates are fitted to."""
 
-    seconds: dict[str, float]  # measured wall time per notebook, "00".."07"
-    overhead_seconds: dict[str, float]  # the part that does not scale with FLOPs (imports, loading, plots)
-    peak_flops: float  # the machine's measured matmul peak at the training precision during that run
+    ci_seconds: dict[str, float]  # wall time per notebook, "00".."07"
+    cpu_seconds: dict[str, float]
+    peak_flops: float  # that machine's matmul peak at the training precision (notebook 00, ci run)
     source: str
 
+    def split(self, notebook: str) -> tuple[float, float]:
+        """(overhead, compute part under ci) in seconds, solving t_ci = o + c and t_cpu = o + c * r, where
+        r = the cpu profile's work / the ci profile's work. A notebook whose cpu run was no slower than
+        its ci run (r ~ 1, or noise) is all overhead."""
+        t_ci, t_cpu = self.ci_seconds[notebook], self.cpu_seconds[notebook]
+        r = _work(get_profile("cpu"))[notebook] / _work(get_profile("ci"))[notebook]
+        compute = max((t_cpu - t_ci) / (r - 1), 0.0) if r > 1.05 else 0.0
+        compute = min(compute, t_ci)
+        return t_ci - compute, compute
 
-# Notebooks executed in order from an empty artifacts folder under COURSE_PROFILE=ci with nbconvert on
-# 2 CPU cores (CI's machine size); the peak is notebook 00's bf16 matmul on that machine.
-CI_CALIBRATION = Calibration(
-    seconds={"00": 13, "01": 11, "02": 8, "03": 25, "04": 43, "05": 95, "06": 66, "07": 29},
-    overhead_seconds={"00": 8, "01": 5, "02": 7, "03": 6, "04": 8, "05": 12, "06": 12, "07": 10},
-    peak_flops=129.7e9,
-    source="measured 2026-11-24, 2 CPU cores, quiet machine (notebooks/*.ipynb executed with nbconvert)",
+
+# Notebooks executed in order from an empty artifacts folder (python -m helpers.run_notebooks), first all
+# under COURSE_PROFILE=ci, then all under cpu, on 2 CPU cores (CI's machine size), quiet machine.
+CALIBRATION = Calibration(
+    ci_seconds={"00": 11, "01": 11, "02": 8, "03": 28, "04": 30, "05": 90, "06": 63, "07": 29},
+    cpu_seconds={"00": 13, "01": 12, "02": 7, "03": 150, "04": 229, "05": 952, "06": 390, "07": 133},
+    peak_flops=411.2e9,
+    source="measured 2026-11-25 on 2 CPU cores (AMD EPYC), quiet machine: ci 4.5 min, cpu 31.4 min in all",
 )
 
 
@@ -107,18 +117,15 @@ def _work(profile: Profile) -> dict[str, float]:
     return work
 
 
-def estimate_runtimes(
-    profile: Profile, peak_flops: float, calibration: Calibration = CI_CALIBRATION
-) -> pd.DataFrame:
+def estimate_runtimes(profile: Profile, peak_flops: float, calibration: Calibration = CALIBRATION) -> pd.DataFrame:
     """One row per notebook: compute and estimated minutes on a machine with `peak_flops` (measured),
-    scaled from `calibration`'s measured ci run (see the module docstring)."""
+    from the overhead + compute split fitted to `calibration` (see the module docstring)."""
     if peak_flops <= 0:
         raise ValueError("peak_flops must be a positive FLOP/s figure: measure it with helpers.device.hardware_card()")
     ci_work, work = _work(get_profile("ci")), _work(profile)
     rows = []
     for nb, (flops, how) in notebook_flops(profile).items():
-        overhead = calibration.overhead_seconds[nb]
-        compute_ci = max(calibration.seconds[nb] - overhead, 0.0)
+        overhead, compute_ci = calibration.split(nb)
         scale = work[nb] / ci_work[nb]
         speed = 1.0 if nb == "01" else calibration.peak_flops / peak_flops  # 01 runs Python, not matmuls
         seconds = overhead + compute_ci * scale * speed
@@ -130,8 +137,8 @@ def estimate_runtimes(
 # --- Stated budgets and measured times -------------------------------------------------------------
 # The single source of truth for each notebook's stated run time: the test run's time table, the
 # notebooks' first cells and docs/instructor.md quote these numbers. `ci` is the budget on 2 CPU cores
-# (the test run measures it: artifacts/notebook_times.json); `cpu` stays None until measured on a
-# laptop CPU; `gpu` stays None until measured on a GPU (until then, quote `estimate_runtimes`).
+# (the test run measures it: artifacts/notebook_times.json); `cpu` was measured on the same 2 cores under
+# COURSE_PROFILE=cpu; `gpu` stays None until measured on a GPU (until then, quote `estimate_runtimes`).
 OVER_BUDGET_FACTOR = 2.0  # a notebook this many times over its stated budget is reported loudly
 GPU_REFERENCE_PEAK = 50e12  # bf16 matmul FLOP/s assumed for the stated gpu estimate (a mid-range CUDA GPU)
 GPU_BUDGET_SOURCE = "estimated from FLOPs (helpers.budget.estimate_runtimes) until measured on a GPU"
@@ -152,14 +159,15 @@ class StatedBudget:
 # ci: about 2x the times measured under nbval on CI's machine size (0.13/0.12/0.08/0.34/0.42/1.21/0.82/
 # 0.40 min from a fresh clone, 2026-11-25; up to 2.1 min for 06 on a loaded machine): 12 min in all.
 STATED_BUDGETS: dict[str, StatedBudget] = {  # key: the notebook's number, "00" .. "07"
-    "00": StatedBudget(ci=0.5),
-    "01": StatedBudget(ci=0.5),
-    "02": StatedBudget(ci=1.0, cpu=0.5),  # cpu: 10 s measured (2 shared cores, 2026-11-25; nb01 ran first)
-    "03": StatedBudget(ci=1.0, cpu=7.5),  # cpu: 7.1 min measured (2 shared cores, load ~7, 2026-11-25)
-    "04": StatedBudget(ci=1.5),
-    "05": StatedBudget(ci=3.0),
-    "06": StatedBudget(ci=3.0),
-    "07": StatedBudget(ci=1.5),
+    # cpu: the measured cpu run (CALIBRATION.cpu_seconds, 2 quiet cores) rounded up with ~20 % headroom
+    "00": StatedBudget(ci=0.5, cpu=0.5),
+    "01": StatedBudget(ci=0.5, cpu=0.5),
+    "02": StatedBudget(ci=1.0, cpu=0.5),
+    "03": StatedBudget(ci=1.0, cpu=3.0),
+    "04": StatedBudget(ci=1.5, cpu=4.5),
+    "05": StatedBudget(ci=3.0, cpu=19.0),
+    "06": StatedBudget(ci=3.0, cpu=8.0),
+    "07": StatedBudget(ci=1.5, cpu=3.0),
 }
 
 
