@@ -141,13 +141,12 @@ def estimate_runtimes(profile: Profile, peak_flops: float, calibration: Calibrat
 # COURSE_PROFILE=cpu; `gpu` stays None until measured on a GPU (until then, quote `estimate_runtimes`).
 OVER_BUDGET_FACTOR = 2.0  # a notebook this many times over its stated budget is reported loudly
 GPU_REFERENCE_PEAK = 50e12  # bf16 matmul FLOP/s assumed for the stated gpu estimate (a mid-range CUDA GPU)
-GPU_BUDGET_SOURCE = "estimated from FLOPs (helpers.budget.estimate_runtimes) until measured on a GPU"
 
 
 @dataclass(frozen=True)
 class StatedBudget:
     ci: float  # minutes on 2 CPU cores under COURSE_PROFILE=ci (CI's machine size)
-    cpu: float | None = None  # minutes on a laptop CPU under COURSE_PROFILE=cpu; None = not measured yet
+    cpu: float | None = None  # minutes under COURSE_PROFILE=cpu (measured on 2 cores); None = not measured yet
     gpu: float | None = None  # minutes on a CUDA GPU under COURSE_PROFILE=gpu; None = FLOP estimate only
 
     def minutes(self, profile: str) -> float | None:
