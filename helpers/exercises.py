@@ -602,7 +602,7 @@ def _ex05_2(answer: Any) -> Feedback:
     "N whose accuracy reaches the target *and* stays there for every larger N measured, or None.",
 )
 def _ex06_1(fn: Any) -> Feedback:
-    from helpers.compare import examples_to_reach
+    from helpers.comparison_report import examples_to_reach
 
     cases = [
         ((4, 16, 64), (0.55, 0.72, 0.81), 0.7),
@@ -628,7 +628,7 @@ def _ex06_1(fn: Any) -> Feedback:
         if accs == (0.7, 0.7):
             return Feedback(False, "an accuracy equal to the target reaches it.")
         return Feedback(False, f"wrong for N={ns}, accuracies={accs}, target={target}.")
-    return Feedback(True, "the same answers as helpers.compare.examples_to_reach, lucky runs excluded.")
+    return Feedback(True, "the same answers as helpers.comparison_report.examples_to_reach, lucky runs excluded.")
 
 
 @exercise(

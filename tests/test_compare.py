@@ -16,6 +16,7 @@ import torch
 from tiny_llama import tiny_llama, tiny_tokenizer
 
 from helpers import compare as C
+from helpers import comparison_report as R
 from helpers.costs import Ledger
 from helpers.gpt import GPT, GPTConfig
 from helpers.profiles import InstructSizes
@@ -143,15 +144,15 @@ def test_recipe_rejects_bad_limits():
     ],
 )
 def test_examples_to_reach(accs, sustained, expected):
-    assert C.examples_to_reach((4, 16, 64), accs, 0.75, sustained=sustained) == expected
+    assert R.examples_to_reach((4, 16, 64), accs, 0.75, sustained=sustained) == expected
 
 
 def test_examples_to_reach_sorts_and_checks_its_input():
-    assert C.examples_to_reach((64, 4, 16), (0.9, 0.5, 0.8), 0.75) == 16
+    assert R.examples_to_reach((64, 4, 16), (0.9, 0.5, 0.8), 0.75) == 16
     with pytest.raises(ValueError, match="pair up"):
-        C.examples_to_reach((4, 16), (0.5,), 0.7)
+        R.examples_to_reach((4, 16), (0.5,), 0.7)
     with pytest.raises(ValueError, match="each N must appear once"):
-        C.examples_to_reach((4, 4), (0.5, 0.6), 0.7)
+        R.examples_to_reach((4, 4), (0.5, 0.6), 0.7)
 
 
 # ----------------------------------------------------------------------------- the test set and scoring
@@ -271,7 +272,7 @@ def test_lora_route_runs_a_point_through_the_loop(lora_route):
     assert tuned.route == "instruct" and tuned.steps >= 1 and tuned.extra["label_noise"] == 0.5
     assert tuned.trainable_params < tuned.total_params  # only the adapters train
     assert "N_lora" in tuned.flops_method and tuned.test_set == base.test_set == task.name
-    C.runs_table([base, tuned])  # same test set: accepted
+    R.runs_table([base, tuned])  # same test set: accepted
 
 
 def test_faq_split_scores_only_the_facts_it_trains_on():
@@ -296,7 +297,7 @@ def test_faq_adaptation_for_both_routes(lora_route, chat_tok, gpt_config):
 
 def test_runs_table_refuses_different_test_sets():
     with pytest.raises(ValueError, match="same test set"):
-        C.runs_table([_record("a", "A", 4, 0.6, test_set="t1"), _record("b", "B", 4, 0.8, test_set="t2")])
+        R.runs_table([_record("a", "A", 4, 0.6, test_set="t1"), _record("b", "B", 4, 0.8, test_set="t2")])
 
 
 def test_article_table_from_hand_made_records():
@@ -309,26 +310,26 @@ def test_article_table_from_hand_made_records():
         for n, acc in ladder
     ]
     records.append(_record("B N=16 noise", "B", 16, 0.3, noise=0.4))  # noisy runs stay out of the table
-    runs = C.runs_table(records)
-    pre = {"A": C.PretrainCompute(1e12, 30.0, "measured"), "B": C.PretrainCompute(1e21, None, "inherited")}
+    runs = R.runs_table(records)
+    pre = {"A": R.PretrainCompute(1e12, 30.0, "measured"), "B": R.PretrainCompute(1e21, None, "inherited")}
     faq = _record("B FAQ", "B", 0, 0.0, seconds=12.0)
     faq.metrics = {"faq_accuracy": 0.5}
-    table = C.article_table(runs, 0.75, pre, {"B": faq})
+    table = R.article_table(runs, 0.75, pre, {"B": faq})
     assert table.loc["A", "examples_needed"] == 64 and table.loc["B", "examples_needed"] == 4
     assert table.loc["B", "tuning_flops"] == 4e9 and table.loc["B", "total_flops"] == 1e21 + 4e9
     assert table.loc["A", "best_accuracy"] == 0.8 and table.loc["B", "faq_accuracy"] == 0.5
     assert math.isnan(table.loc["A", "faq_adapt_seconds"])
-    high = C.article_table(runs, 0.95, pre)
+    high = R.article_table(runs, 0.95, pre)
     assert not high["reached"].any() and high.loc["A", "at_n"] == 64
-    view = C.article_view(table)
+    view = R.article_view(table)
     assert "4 labelled examples reach 75%" in view[C.ROUTE_LABELS["B"]]["Dataset"]
-    assert "not reached" in C.article_view(high)[C.ROUTE_LABELS["A"]]["Dataset"]
+    assert "not reached" in R.article_view(high)[C.ROUTE_LABELS["A"]]["Dataset"]
 
 
 def test_article_table_needs_clean_runs():
-    runs = C.runs_table([_record("a", "A", 4, 0.6, noise=0.2)])
+    runs = R.runs_table([_record("a", "A", 4, 0.6, noise=0.2)])
     with pytest.raises(ValueError, match="without label noise"):
-        C.article_table(runs, 0.7, {})
+        R.article_table(runs, 0.7, {})
 
 
 def test_update_ledger_replaces_this_experiments_records_only(tmp_path):
@@ -336,20 +337,20 @@ def test_update_ledger_replaces_this_experiments_records_only(tmp_path):
     other = _record("pretrain", "A", 1, 0.5)
     other.extra = {}
     Ledger([other]).save(path)
-    C.update_ledger([_record("a", "A", 4, 0.6)], path)
-    ledger = C.update_ledger([_record("b", "B", 4, 0.7)], path)
+    R.update_ledger([_record("a", "A", 4, 0.6)], path)
+    ledger = R.update_ledger([_record("b", "B", 4, 0.7)], path)
     assert [r.name for r in Ledger.load(path)] == ["pretrain", "b"] == [r.name for r in ledger]
 
 
 def test_plots_draw_every_route():
-    runs = C.runs_table(
+    runs = R.runs_table(
         [_record(f"{k}{n}", k, n, 0.6) for k in ("A", "A0", "B") for n in (0, 4, 16)]
         + [_record("Bn", "B", 16, 0.5, noise=0.4)]
     )
-    pre = {"B": C.PretrainCompute(1e21, None, "inherited")}
-    assert len(C.plot_accuracy_vs_n(runs, 0.7).axes[0].lines) == 3 + 2  # routes + target + chance lines
-    assert len(C.plot_accuracy_vs_compute(runs, pre).axes) == 2
-    assert len(C.plot_label_noise(runs, 16).axes[0].lines) == 1 + 1  # route B + chance line
+    pre = {"B": R.PretrainCompute(1e21, None, "inherited")}
+    assert len(R.plot_accuracy_vs_n(runs, 0.7).axes[0].lines) == 3 + 2  # routes + target + chance lines
+    assert len(R.plot_accuracy_vs_compute(runs, pre).axes) == 2
+    assert len(R.plot_label_noise(runs, 16).axes[0].lines) == 1 + 1  # route B + chance line
 
 
 # ----------------------------------------------------------------------------- the notebook equals helpers
@@ -383,7 +384,7 @@ def test_notebook_scoring_equals_helpers(nb):
 
 def test_notebook_examples_to_reach_equals_helpers(nb):
     for accs in ((0.8, 0.6, 0.9), (0.5, 0.6, 0.7), (0.9, 0.9, 0.9)):
-        assert nb.examples_to_reach((4, 16, 64), accs, 0.75) == C.examples_to_reach((4, 16, 64), accs, 0.75)
+        assert nb.examples_to_reach((4, 16, 64), accs, 0.75) == R.examples_to_reach((4, 16, 64), accs, 0.75)
 
 
 def test_the_course_instruction_in_profiles_is_instructs():
