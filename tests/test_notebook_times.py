@@ -130,3 +130,13 @@ def test_stated_cpu_budgets_cover_the_measured_cpu_run(nb):
 def test_peak_must_be_positive():
     with pytest.raises(ValueError, match="hardware_card"):
         estimate_runtimes(get_profile("ci"), 0)
+
+
+def test_the_step_formula_is_the_one_compare_uses():
+    """budget._steps restates helpers.compare.Recipe.steps (budget stays free of torch imports): keep them equal."""
+    from helpers.budget import _steps
+    from helpers.compare import Recipe
+
+    for batches in (1, 3, 10, 100, 1000):
+        for epochs, lo, hi in ((1.0, 2, 6), (2.0, 1, 600), (8.0, 8, 40), (0.5, 1, 3)):
+            assert _steps(batches * 4, 4, epochs, lo, hi) == Recipe(1e-3, 4, epochs, lo, hi).steps(batches)
