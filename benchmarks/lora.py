@@ -10,10 +10,10 @@ threads) are printed too: on a busy machine they are the steadier measure of the
 - reference: what a first transformers + peft script does: examples in random order, right-padded to
   the longest in each batch (attention mask), `model(input_ids, attention_mask, labels=labels)` (the
   model's own shifted loss), fp32, torch.optim.AdamW.
-- helpers: `helpers.training.train` (the one loop) on `helpers.instruct` batches - packed rows of
+- helpers: `helpers.core.training.train` (the one loop) on `helpers.instruct.tuning` batches - packed rows of
   max_length (block-diagonal attention via restarting position_ids) or length-grouped padding - in fp32
   and with bf16 autocast (where the hardware has it), with the loop's default loss or
-  `instruct.response_loss` (the LM head only where a label is set).
+  `tuning.response_loss` (the LM head only where a label is set).
 Same examples (the course's instruction dataset, profile sizes), same LoRA (targets, r, alpha,
 dropout, seed), same rows per batch, same learning rate. Each method gets a fresh copy of the base model.
 
@@ -34,12 +34,12 @@ import time
 import torch
 
 import helpers  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
-from helpers import instruct
-from helpers.batches import IGNORE_INDEX, ListBatches
-from helpers.device import precision_policy
-from helpers.models import load_model
-from helpers.profiles import get_profile
-from helpers.training import Callback, TrainConfig, train
+from helpers.core.batches import IGNORE_INDEX, ListBatches
+from helpers.core.device import precision_policy
+from helpers.core.training import Callback, TrainConfig, train
+from helpers.course.profiles import get_profile
+from helpers.instruct import tuning
+from helpers.instruct.models import load_model
 
 GOAL = 1.0
 
@@ -120,7 +120,7 @@ class StepClock(Callback):
 
 
 def helpers_steps(method: Method, n: int, lr: float, precision: str, loss_fn=None) -> list[tuple[float, float]]:
-    """The course loop (helpers.training.train) for n steps, serving the batches in order."""
+    """The course loop (helpers.core.training.train) for n steps, serving the batches in order."""
     data = ListBatches(method.batches)
     data.load_state_dict({"position": method.served % len(method.batches)})
     config = TrainConfig(max_steps=n, lr=lr, warmup_steps=1, weight_decay=0.0, precision=precision,
@@ -131,7 +131,7 @@ def helpers_steps(method: Method, n: int, lr: float, precision: str, loss_fn=Non
 
 
 def packed_real_tokens(rows, batch_size: int, seed: int = 0) -> list[int]:
-    """Non-padding tokens of each batch of instruct.packed_batches(rows, batch_size, seed)."""
+    """Non-padding tokens of each batch of tuning.packed_batches(rows, batch_size, seed)."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)  # the shuffle packed_batches uses
     chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
@@ -147,18 +147,18 @@ def main(argv: list[str]) -> int:
     loaded = load_model()
     tok, spec = loaded.tokenizer, loaded.spec
     base = loaded.model
-    report = instruct.encode_all(tok, instruct.instruction_dataset(sizes.train_sentiment), sizes.max_length)
+    report = tuning.encode_all(tok, tuning.instruction_dataset(sizes.train_sentiment), sizes.max_length)
     encoded, pad, lr = report.examples, tok.pad_token_id, sizes.learning_rate
 
     ref_batches = reference_batches(encoded, sizes.batch_size, pad)
-    rows = instruct.pack(encoded, sizes.max_length, pad)
-    packed = instruct.packed_batches(rows, sizes.batch_size)
+    rows = tuning.pack(encoded, sizes.max_length, pad)
+    packed = tuning.packed_batches(rows, sizes.batch_size)
     packed_real = packed_real_tokens(rows, sizes.batch_size)
-    grouped = instruct.pad_batches(encoded, sizes.batch_size, pad)
+    grouped = tuning.pad_batches(encoded, sizes.batch_size, pad)
     grouped_real = [int(b["attention_mask"].sum()) for b in grouped]
 
     def fresh():
-        return instruct.add_lora(copy.deepcopy(base), spec.lora_target_modules, sizes.lora_r,
+        return tuning.add_lora(copy.deepcopy(base), spec.lora_target_modules, sizes.lora_r,
                                  sizes.lora_alpha, sizes.lora_dropout, seed=0)
 
     low = precision_policy(None).name  # bf16 where the hardware has it, else fp32 again
@@ -169,7 +169,7 @@ def main(argv: list[str]) -> int:
     for (name, batches, real), precision, (loss_name, loss_fn) in itertools.product(
         (("packed", packed, packed_real), ("length-grouped", grouped, grouped_real)),
         sorted({"fp32", low}),
-        (("full LM head", None), ("response-only LM head", instruct.response_loss)),
+        (("full LM head", None), ("response-only LM head", tuning.response_loss)),
     ):
         step_fn = functools.partial(helpers_steps, lr=lr, precision=precision, loss_fn=loss_fn)
         methods.append(Method(f"helpers: {name}, {precision}, {loss_name}", fresh(), batches, real, step_fn))
@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
     print(f"model {spec.name}, profile {get_profile().name}, batch {sizes.batch_size} rows, "
           f"max_length {sizes.max_length}, {len(encoded)} examples, {torch.get_num_threads()} threads, "
           f"{args.rounds} rounds x {args.steps} timed steps per method (median step)")
-    waste = [instruct.padding_waste(b) for b in (ref_batches, grouped, rows)]
+    waste = [tuning.padding_waste(b) for b in (ref_batches, grouped, rows)]
     print(f"padding waste: random padding {waste[0]:.1%}, length-grouped {waste[1]:.1%}, "
           f"packed {waste[2]:.1%}")
     print(f"{'':62s} {'tokens/s':>9s} {'ratio':>6s} {'tokens/CPU-s':>13s} {'ratio':>6s}")

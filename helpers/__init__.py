@@ -14,7 +14,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if os.environ.get("COURSE_BLOCK_NETWORK") == "1":
-    from helpers.netguard import block_network
+    from helpers.core.netguard import block_network
 
     block_network()
 

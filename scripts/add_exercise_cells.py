@@ -1,4 +1,4 @@
-"""Append the self-checking exercise cells (helpers.exercises) to the end of notebooks 01-07.
+"""Append the self-checking exercise cells (helpers.course.exercises) to the end of notebooks 01-07.
 
     .venv/bin/python scripts/add_exercise_cells.py notebooks/03_pretraining.ipynb [...]
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.exercises import Exercise, exercises_for
+from helpers.course.exercises import Exercise, exercises_for
 
 TAG = "self-check"
 
@@ -99,12 +99,12 @@ def starter(ex: Exercise) -> str:
 def exercise_cells(notebook: str) -> list:
     exercises = exercises_for(notebook)
     if not exercises:
-        raise ValueError(f"no self-checking exercises for notebook {notebook}: add some to helpers.exercises")
+        raise ValueError(f"no self-checking exercises for notebook {notebook}: add some to helpers.course.exercises")
     intro = ("## Exercises that check themselves\n\n"
              "Write your answer in the cell and run it: `check_exercise` says what is right, or gives a "
              "hint that points at the mistake. Solutions: `notebooks/solutions/`.")
     cells = [nbformat.v4.new_markdown_cell(intro),
-             nbformat.v4.new_code_cell("from helpers.exercises import check_exercise")]
+             nbformat.v4.new_code_cell("from helpers.course.exercises import check_exercise")]
     for ex in exercises:
         cells.append(nbformat.v4.new_markdown_cell(f"**Exercise {ex.number}: {ex.title}.** {ex.task}"))
         cells.append(nbformat.v4.new_code_cell(starter(ex)))

@@ -1,4 +1,4 @@
-"""Tests for helpers.batches: windows line up, seeds repeat, positions resume, shards tile the global batch.
+"""Tests for helpers.core.batches: windows line up, seeds repeat, positions resume, shards tile the global batch.
 
 Run: .venv/bin/python -m pytest tests/test_batches.py -q
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers.batches import ListBatches, TokenBatches
+from helpers.core.batches import ListBatches, TokenBatches
 
 
 def _draw(batches, n):

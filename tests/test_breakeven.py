@@ -1,4 +1,4 @@
-"""helpers.breakeven: crossovers on hand-checkable inputs, steps, and bad inputs.
+"""helpers.measure.breakeven: crossovers on hand-checkable inputs, steps, and bad inputs.
 
 Run:  .venv/bin/python -m pytest tests/test_breakeven.py -q
 """
@@ -9,8 +9,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from helpers.assumptions import DEFAULT_ASSUMPTIONS
-from helpers.breakeven import (
+from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS
+from helpers.measure.breakeven import (
     HOURS_PER_MONTH,
     BreakEvenInputs,
     CostModel,

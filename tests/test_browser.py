@@ -38,8 +38,8 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from helpers.artifacts import REPO_ROOT, artifacts_dir
-from helpers.netguard import is_loopback
+from helpers.core.netguard import is_loopback
+from helpers.course.artifacts import REPO_ROOT, artifacts_dir
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "00_setup.ipynb"
 HOW_TO_ENABLE = ("install Debian's chromium (`apt-get install chromium`, or run scripts/install_browser.sh "

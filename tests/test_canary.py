@@ -11,8 +11,8 @@ import random
 import pytest
 import torch
 
-from helpers import canary as C
-from helpers.gpt import GPT, GPTConfig
+from helpers.deploy import canary as C
+from helpers.scratch.gpt import GPT, GPTConfig
 
 
 def test_exposure_hand_values():

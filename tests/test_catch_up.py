@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from helpers.artifacts import REPO_ROOT
+from helpers.course.artifacts import REPO_ROOT
 
 NOTEBOOKS = sorted(p.name for p in (REPO_ROOT / "notebooks").glob("0[1-7]_*.ipynb"))
 
@@ -27,7 +27,7 @@ NOTEBOOKS = sorted(p.name for p in (REPO_ROOT / "notebooks").glob("0[1-7]_*.ipyn
 def test_notebook_runs_from_an_empty_artifacts_folder(name, tmp_path, monkeypatch):
     if os.environ.get("COURSE_CATCHUP") != "1":
         pytest.skip("opt-in (each notebook rebuilds its prerequisites): set COURSE_CATCHUP=1")
-    from helpers.run_notebooks import run_notebook
+    from helpers.course.run_notebooks import run_notebook
 
     artifacts = tmp_path / "artifacts"
     monkeypatch.setenv("COURSE_ARTIFACTS_DIR", str(artifacts))  # the kernel inherits it

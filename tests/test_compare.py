@@ -1,4 +1,4 @@
-"""Tests for helpers.compare: label-noise flipping, the N ladder, constrained scoring, the route runners
+"""Tests for helpers.experiment.compare: label-noise flipping, the N ladder, constrained scoring, the route runners
 on tiny in-process models, the FAQ adaptability run, the same-test-set guard, the article's table built
 from hand-made records, and the notebook's own versions against helpers.
 
@@ -15,13 +15,13 @@ import pytest
 import torch
 from tiny_llama import tiny_llama, tiny_tokenizer
 
-from helpers import compare as C
-from helpers import comparison_report as R
-from helpers.costs import Ledger
-from helpers.gpt import GPT, GPTConfig
-from helpers.profiles import InstructSizes
-from helpers.records import RunRecord
-from helpers.tokenizer import BPETokenizer
+from helpers.core.records import RunRecord
+from helpers.course.profiles import InstructSizes
+from helpers.experiment import compare as C
+from helpers.experiment import report as R
+from helpers.measure.costs import Ledger
+from helpers.scratch.gpt import GPT, GPTConfig
+from helpers.scratch.tokenizer import BPETokenizer
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_train_vs_instruct.ipynb"
 TEXT = (
@@ -159,7 +159,7 @@ def test_examples_to_reach_sorts_and_checks_its_input():
 
 
 def test_cropper_makes_every_example_fit_and_leaves_short_reviews_alone(chat_tok, crop):
-    from helpers.instruct import encode
+    from helpers.instruct.tuning import encode
 
     short, long = "Great.", "An endless review that goes on and on. " * 30
     assert crop.crop(short) == short
@@ -184,7 +184,7 @@ def test_cropper_refuses_a_context_too_small(chat_tok):
 
 
 def test_sentiment_task_is_the_fixed_test_prefix_and_names_itself(crop):
-    from helpers.data import test_set
+    from helpers.core.data import test_set
 
     small, big = C.sentiment_task(4, crop), C.sentiment_task(6, crop)
     assert big.labels[:4] == small.labels == tuple(test_set(4)["label"])
@@ -254,7 +254,7 @@ def test_scratch_route_from_a_base_starts_from_its_weights(chat_tok, gpt_config,
 
 @pytest.fixture
 def lora_route():
-    from helpers.models import LoadedModel
+    from helpers.instruct.models import LoadedModel
 
     def load():
         return LoadedModel(tiny_llama(), tiny_tokenizer(), None, "test", 0.0)
@@ -388,8 +388,8 @@ def test_notebook_examples_to_reach_equals_helpers(nb):
 
 
 def test_the_course_instruction_in_profiles_is_instructs():
-    from helpers.instruct import SENTIMENT_PROMPT
-    from helpers.profiles import COURSE_INSTRUCTION, get_profile
+    from helpers.course.profiles import COURSE_INSTRUCTION, get_profile
+    from helpers.instruct.tuning import SENTIMENT_PROMPT
 
     assert COURSE_INSTRUCTION == SENTIMENT_PROMPT
     for name in ("ci", "cpu", "gpu"):

@@ -1,4 +1,4 @@
-"""helpers.costs + helpers.assumptions: FLOPs vs torch's counter, money on hand-checked inputs, the ledger.
+"""helpers.measure.costs + assumptions: FLOPs vs torch's counter, money on hand-checked inputs, the ledger.
 
 Run:  .venv/bin/python -m pytest tests/test_costs.py -q
 """
@@ -14,8 +14,10 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers.assumptions import DEFAULT_ASSUMPTIONS, Assumption, Assumptions
-from helpers.costs import (
+from helpers.core.records import RunRecord
+from helpers.instruct.models import REGISTRY
+from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS, Assumption, Assumptions
+from helpers.measure.costs import (
     EmptyLedgerError,
     Ledger,
     attach_energy,
@@ -30,8 +32,6 @@ from helpers.costs import (
     reference_machines,
     run_cost,
 )
-from helpers.models import REGISTRY
-from helpers.records import RunRecord
 
 matplotlib.use("Agg")
 
@@ -436,7 +436,7 @@ def test_chosen_extras_become_columns():
 
 def test_a_real_training_record_flows_into_the_ledger(tmp_path):
     """The loop's record (energy measured or 'unavailable: ...') gets kWh and EUR either way."""
-    from helpers.training import TrainConfig, train
+    from helpers.core.training import TrainConfig, train
 
     class Tiny(nn.Module):
         def __init__(self):

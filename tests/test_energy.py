@@ -1,4 +1,4 @@
-"""helpers.energy: the RAPL reader on a fake sysfs tree, NVML on a fake pynvml, and the fallbacks.
+"""helpers.core.energy: the RAPL reader on a fake sysfs tree, NVML on a fake pynvml, and the fallbacks.
 
 Run:  .venv/bin/python -m pytest tests/test_energy.py -q
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import helpers.energy as energy
-from helpers.energy import EnergyMeter, integrate_power, probe, rapl_delta_uj, rapl_zones
+import helpers.core.energy as energy
+from helpers.core.energy import EnergyMeter, integrate_power, probe, rapl_delta_uj, rapl_zones
 
 MAX_UJ = 262_143_328_850  # a real max_energy_range_uj value
 

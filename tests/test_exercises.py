@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises import EXERCISES, check_exercise, exercises_for
+from helpers.course.exercises import EXERCISES, check_exercise, exercises_for
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions"
 

@@ -11,7 +11,9 @@ import pytest
 import torch
 from notebook_defs import load_definitions
 
-from helpers import data, device, models, profiles
+from helpers.core import data, device
+from helpers.course import profiles
+from helpers.instruct import models
 
 
 # --- profiles -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""helpers.gpt against trusted references: hand-written attention, transformers' GPT-2, the FLOP counter.
+"""helpers.scratch.gpt against trusted references: hand-written attention, transformers' GPT-2, the FLOP counter.
 
 Run:  cd /work/main && COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_gpt.py -q
 """
@@ -15,8 +15,8 @@ from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import gpt as G
-from helpers.gpt import GPT, GPTConfig
+from helpers.scratch import gpt as G
+from helpers.scratch.gpt import GPT, GPTConfig
 
 NANO = GPTConfig.preset("gpt-nano", vocab_size=97, block_size=24)
 ODD = GPTConfig(vocab_size=50, block_size=9, n_layer=1, n_head=4, n_embd=20)  # head_size 5, 1 layer
@@ -208,7 +208,7 @@ def test_presets_and_profile():
     assert GPTConfig.preset("gpt-micro").n_embd == 128
     with pytest.raises(ValueError, match="gpt-nano"):
         GPTConfig.preset("gpt-huge")
-    from helpers.profiles import get_profile
+    from helpers.course.profiles import get_profile
 
     sizes = get_profile("ci").pretrain
     config = GPTConfig.from_profile(sizes, vocab_size=300)
@@ -386,7 +386,7 @@ def test_export_works_with_pipeline_and_peft():
     from peft import LoraConfig, get_peft_model
     from transformers import pipeline
 
-    from helpers.tokenizer import BPETokenizer
+    from helpers.scratch.tokenizer import BPETokenizer
 
     tok = BPETokenizer.train("the film was good. the film was bad. " * 20, vocab_size=280)
     model = make_model(GPTConfig.preset("gpt-nano", vocab_size=tok.vocab_size, block_size=32))

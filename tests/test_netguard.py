@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from helpers import privacy
-from helpers.netguard import NetworkBlockedError, guard, is_loopback, offline
+from helpers.core.netguard import NetworkBlockedError, guard, is_loopback, offline
+from helpers.deploy import privacy
 
 # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): documentation only, never routed, so even a broken guard
 # would not reach anyone.

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import budget
-from helpers.budget import STATED_BUDGETS, NotebookTimer, budget_line, notebook_key, time_table, times_record
+from helpers.course import budget
+from helpers.course.budget import STATED_BUDGETS, NotebookTimer, budget_line, notebook_key, time_table, times_record
 
 
 def test_every_notebook_has_a_stated_ci_budget():
     assert sorted(STATED_BUDGETS) == [f"{i:02d}" for i in range(8)]
     assert all(b.ci > 0 for b in STATED_BUDGETS.values())
-    # helpers.profiles promises the whole course under ci in <= 15 min on 2 CPU cores
+    # helpers.course.profiles promises the whole course under ci in <= 15 min on 2 CPU cores
     assert sum(b.ci for b in STATED_BUDGETS.values()) <= 15
 
 
@@ -85,8 +85,8 @@ def test_an_unknown_profile_names_the_variable():
 
 
 # --- estimate_runtimes: fitted to measured ci and cpu runs -------------------------------------------
-from helpers.budget import CALIBRATION, estimate_runtimes  # noqa: E402
-from helpers.profiles import get_profile  # noqa: E402
+from helpers.course.budget import CALIBRATION, estimate_runtimes  # noqa: E402
+from helpers.course.profiles import get_profile  # noqa: E402
 
 
 @pytest.mark.parametrize("profile", ["ci", "cpu"])
@@ -133,9 +133,9 @@ def test_peak_must_be_positive():
 
 
 def test_the_step_formula_is_the_one_compare_uses():
-    """budget._steps restates helpers.compare.Recipe.steps (budget stays free of torch imports): keep them equal."""
-    from helpers.budget import _steps
-    from helpers.compare import Recipe
+    """budget._steps restates experiment.compare.Recipe.steps (budget stays free of torch imports): keep them equal."""
+    from helpers.course.budget import _steps
+    from helpers.experiment.compare import Recipe
 
     for batches in (1, 3, 10, 100, 1000):
         for epochs, lo, hi in ((1.0, 2, 6), (2.0, 1, 600), (8.0, 8, 40), (0.5, 1, 3)):

@@ -1,4 +1,4 @@
-"""Tests for helpers.plots: the smoothing maths, the static plot, and LivePlot staying silent headless.
+"""Tests for helpers.core.plots: the smoothing maths, the static plot, and LivePlot staying silent headless.
 
 Run: .venv/bin/python -m pytest tests/test_plots.py -q
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from training_worker import BLOCK, make_model, make_tokens
 
-from helpers.batches import TokenBatches
-from helpers.plots import LivePlot, plot_losses, smooth
-from helpers.training import TrainConfig, train
+from helpers.core.batches import TokenBatches
+from helpers.core.plots import LivePlot, plot_losses, smooth
+from helpers.core.training import TrainConfig, train
 
 
 def test_smooth_is_bias_corrected():

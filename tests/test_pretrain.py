@@ -1,4 +1,4 @@
-"""Tests for helpers.pretrain: the data split, and the catch-up path that later notebooks use.
+"""Tests for helpers.scratch.pretrain: the data split, and the catch-up path that later notebooks use.
 
 Run: .venv/bin/python -m pytest tests/test_pretrain.py -q
 """
@@ -10,9 +10,9 @@ import dataclasses
 import pytest
 import torch
 
-import helpers.pretrain as pretrain
-from helpers.profiles import PretrainSizes, Profile, TokenizerSizes
-from helpers.tokenizer import BPETokenizer
+import helpers.scratch.pretrain as pretrain
+from helpers.course.profiles import PretrainSizes, Profile, TokenizerSizes
+from helpers.scratch.tokenizer import BPETokenizer
 
 TINY = Profile(
     "ci",

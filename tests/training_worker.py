@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from helpers.batches import TokenBatches  # noqa: E402
-from helpers.training import Callback, TrainConfig, train  # noqa: E402
+from helpers.core.batches import TokenBatches  # noqa: E402
+from helpers.core.training import Callback, TrainConfig, train  # noqa: E402
 
 VOCAB, BLOCK = 32, 16
 

@@ -1,7 +1,7 @@
-"""Write `redaction_testset.jsonl`: the project's own labelled test set for `helpers.privacy.redact`.
+"""Write `redaction_testset.jsonl`: the project's own labelled test set for `helpers.deploy.privacy.redact`.
 
 Every value is fictional, made here from a seeded random generator; check digits are computed by the
-small functions below (written independently of `helpers.privacy`, so the set does not just echo the
+small functions below (written independently of `helpers.deploy.privacy`, so the set does not just echo the
 code it tests). Run from the repository root:
 
     python data/privacy/make_testset.py     # rewrites data/privacy/redaction_testset.jsonl
@@ -37,7 +37,7 @@ OUT = Path(__file__).with_name("redaction_testset.jsonl")
 
 
 def luhn_complete(payload: str) -> str:
-    """payload + the Luhn digit (computed left-to-right on the full number, unlike helpers.privacy)."""
+    """payload + the Luhn digit (computed left-to-right on the full number, unlike helpers.deploy.privacy)."""
     for d in "0123456789":
         digits = [int(c) for c in payload + d]
         total = 0

@@ -1,4 +1,4 @@
-"""Solutions: notebook 01, self-checking exercises (helpers.exercises)."""
+"""Solutions: notebook 01, self-checking exercises (helpers.course.exercises)."""
 
 
 def exercise_1():

@@ -1,4 +1,4 @@
-"""Solutions: notebook 02, self-checking exercises (helpers.exercises)."""
+"""Solutions: notebook 02, self-checking exercises (helpers.course.exercises)."""
 
 
 def exercise_1():
@@ -23,8 +23,8 @@ def exercise_2():
 
 
 def exercise_3():
-    from helpers.costs import matmul_params
-    from helpers.gpt import GPT, GPTConfig
+    from helpers.measure.costs import matmul_params
+    from helpers.scratch.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig.preset("gpt-micro", vocab_size=1024))
     return 2 * matmul_params(model)  # a multiply and an add per matmul weight per token

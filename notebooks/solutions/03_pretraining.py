@@ -1,12 +1,12 @@
-"""Solutions: notebook 03, self-checking exercises (helpers.exercises)."""
+"""Solutions: notebook 03, self-checking exercises (helpers.course.exercises)."""
 
 import math
 
 
 def exercise_1():
-    from helpers.costs import matmul_params
-    from helpers.gpt import GPT, GPTConfig
-    from helpers.profiles import get_profile
+    from helpers.measure.costs import matmul_params
+    from helpers.scratch.gpt import GPT, GPTConfig
+    from helpers.course.profiles import get_profile
 
     sizes = get_profile("ci").pretrain
     model = GPT(GPTConfig.from_profile(sizes, vocab_size=1024))

@@ -1,10 +1,10 @@
-"""Solutions: notebook 04, self-checking exercises (helpers.exercises)."""
+"""Solutions: notebook 04, self-checking exercises (helpers.course.exercises)."""
 
 import math
 
 
 def exercise_1():
-    from helpers.models import get_spec
+    from helpers.instruct.models import get_spec
 
     spec = get_spec("smollm2-135m-instruct")
     return 6 * spec.parameters * spec.training_tokens

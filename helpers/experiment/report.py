@@ -1,0 +1,316 @@
+"""Train vs instruct, reported: the article's table, the ledger and the plots, from the run records
+that `helpers.experiment.compare` produces (notebook 06).
+
+- `runs_table`: one row per sentiment run (route, N, label noise, accuracy, time, tokens, FLOPs, money
+  at the editable `helpers.measure.assumptions` via `helpers.measure.costs.run_cost`); refuses runs scored on
+  different test sets.
+- `examples_to_reach` / `article_table` / `article_view`: the article's table rebuilt from measurements
+  (examples needed for a target accuracy, compute, time, money, adaptability).
+- `inherited_compute` / `own_pretraining_compute`: what each route spent (or inherited) before tuning.
+- `update_ledger` and the plots: accuracy vs N, accuracy vs compute (log axes), label noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.core.records import RunRecord
+from helpers.experiment.compare import EXPERIMENT, ROUTE_LABELS, ROUTES
+from helpers.measure import costs
+
+# ----------------------------------------------------------------------------- pretraining compute
+
+
+@dataclass(frozen=True)
+class PretrainCompute:
+    """What a route spent (or inherited) before tuning: FLOPs, wall time if measured, and the source."""
+
+    flops: float
+    seconds: float | None
+    source: str
+
+
+def inherited_compute(spec) -> PretrainCompute:
+    """Route B: the model card's 6 x parameters x tokens (helpers.measure.costs.inherited_pretraining_flops)."""
+    inherited = costs.inherited_pretraining_flops(spec)
+    return PretrainCompute(inherited.flops, None, "inherited, not measured: " + inherited.source)
+
+
+def own_pretraining_compute(record: RunRecord | None = None, model=None, sizes=None) -> PretrainCompute:
+    """Route A: measured from the pretraining run's record if we have it, else 6*N*D of its config
+    (N = the model's matmul weights, D = max_steps x batch_size x block_size of the profile)."""
+    if record is not None:
+        return PretrainCompute(
+            record.flops,
+            record.wall_seconds,
+            f"measured: pretraining run record ({record.steps} steps, {record.tokens:,} tokens)",
+        )
+    if model is None or sizes is None:
+        raise ValueError("pass the pretraining RunRecord, or both the model and its PretrainSizes")
+    d = sizes.max_steps * sizes.batch_size * sizes.block_size
+    n = costs.matmul_params(model)
+    return PretrainCompute(
+        costs.full_training_flops(n, d),
+        None,
+        f"estimated: 6 x {n:,} matmul weights x {d:,} tokens (profile's pretraining config)",
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def runs_table(records: Sequence[RunRecord], assumptions=costs.DEFAULT_ASSUMPTIONS) -> pd.DataFrame:
+    """One row per sentiment run: route, N, noise, accuracy, time, tokens, FLOPs, EUR (own machine and
+    cloud). Refuses records scored on different test sets (helpers.measure.costs.compare)."""
+    chosen = [r for r in records if "accuracy" in r.metrics]
+    if not chosen:
+        raise costs.EmptyLedgerError("no sentiment runs (records with an 'accuracy' metric) to tabulate")
+    costs.compare(chosen, "accuracy")  # the same-test-set guard
+    rows = []
+    for r in chosen:
+        c = costs.run_cost(r, assumptions)
+        rows.append(
+            {
+                "name": r.name,
+                "route_key": r.extra.get("route_key", r.route),
+                "route": r.route,
+                "n": int(r.extra.get("n_examples", -1)),
+                "noise": float(r.extra.get("label_noise", 0.0)),
+                "accuracy": r.metrics["accuracy"],
+                "accuracy_generated": r.metrics.get("accuracy_generated"),
+                "steps": r.steps,
+                "seconds": r.wall_seconds,
+                "tokens": r.tokens,
+                "flops": r.flops,
+                "eur": c.total_eur,
+                "cloud_eur": c.cloud_eur,
+                "kwh_method": c.kwh_method.split(":")[0],
+                "test_set": r.test_set,
+            }
+        )
+    order = {key: i for i, key in enumerate(ROUTES)}
+    table = pd.DataFrame(rows)
+    table = table.sort_values(
+        ["route_key", "noise", "n"], key=lambda c: c.map(order) if c.name == "route_key" else c, kind="stable"
+    )
+    return table.reset_index(drop=True)
+
+
+def examples_to_reach(
+    ns: Sequence[int], accuracies: Sequence[float], target: float, sustained: bool = True
+) -> int | None:
+    """The smallest N whose accuracy reaches `target`; None if none does.
+
+    sustained=True also asks every larger measured N to stay at or above the target, so one lucky
+    small run does not count: ns (4, 16, 64), accuracies (0.8, 0.6, 0.9), target 0.75 -> 64
+    (sustained) or 4 (not sustained).
+    """
+    if len(ns) != len(accuracies):
+        raise ValueError(f"{len(ns)} values of N but {len(accuracies)} accuracies: they must pair up")
+    points = sorted(zip(ns, accuracies, strict=True))
+    if len({n for n, _ in points}) != len(points):
+        raise ValueError("each N must appear once: average repeated runs first")
+    for i, (n, acc) in enumerate(points):
+        if acc >= target and (not sustained or all(a >= target for _, a in points[i:])):
+            return int(n)
+    return None
+
+
+def article_table(
+    runs: pd.DataFrame,
+    target: float,
+    pretraining: dict[str, PretrainCompute],
+    adaptation: dict[str, RunRecord] | None = None,
+) -> pd.DataFrame:
+    """The article's comparison, one row per route, from measurements only (runs without label noise).
+
+    at_n = the examples needed to reach `target` if reached, else the largest N measured; the tuning
+    time, FLOPs and money are those of the run at at_n; total_flops adds the route's pretraining
+    (measured, estimated or inherited: see pretraining_source). Adaptability = the FAQ run."""
+    clean = runs[runs["noise"] == 0]
+    if clean.empty:
+        raise ValueError("no runs without label noise: the article's table compares clean runs")
+    if clean["test_set"].nunique() != 1:
+        raise ValueError(
+            f"runs were scored on different test sets {sorted(clean['test_set'].unique())}: "
+            "rebuild them on one test set"
+        )
+    rows = []
+    for key, g in clean.groupby("route_key", sort=False):
+        g = g.sort_values("n")
+        needed = examples_to_reach(list(g["n"]), list(g["accuracy"]), target)
+        at_n = needed if needed is not None else int(g["n"].max())
+        at = g[g["n"] == at_n].iloc[0]
+        best = g.loc[g["accuracy"].idxmax()]
+        pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none"))
+        row = {
+            "route_key": key,
+            "route": ROUTE_LABELS.get(key, key),
+            "target_accuracy": target,
+            "reached": needed is not None,
+            "examples_needed": float("nan") if needed is None else needed,
+            "at_n": at_n,
+            "accuracy_at_n": at["accuracy"],
+            "best_accuracy": best["accuracy"],
+            "best_n": int(best["n"]),
+            "largest_n": int(g["n"].max()),
+            "tuning_seconds": at["seconds"],
+            "tuning_flops": at["flops"],
+            "tuning_eur": at["eur"],
+            "tuning_cloud_eur": at["cloud_eur"],
+            "pretraining_flops": pre.flops,
+            "pretraining_seconds": pre.seconds,
+            "pretraining_source": pre.source,
+            "total_flops": at["flops"] + pre.flops,
+            "ladder_seconds": g["seconds"].sum(),
+            "ladder_flops": g["flops"].sum(),
+        }
+        faq = (adaptation or {}).get(key)
+        row["faq_adapt_seconds"] = faq.wall_seconds if faq is not None else float("nan")
+        row["faq_accuracy"] = (
+            faq.metrics.get("faq_accuracy", float("nan")) if faq is not None else float("nan")
+        )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("route_key")
+
+
+def _sci(x: float) -> str:
+    return "0" if x == 0 else f"{x:.2g}"
+
+
+def article_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The article's rows (data, compute, time, money, adaptability) in words, one column per route."""
+    out = {}
+    for _, r in table.iterrows():
+        data = (
+            f"{int(r['examples_needed'])} labelled examples reach {r['target_accuracy']:.0%}"
+            if r["reached"]
+            else f"{r['target_accuracy']:.0%} not reached with up to {int(r['largest_n'])} "
+            f"(best {r['best_accuracy']:.0%} at N={int(r['best_n'])})"
+        )
+        pre = "" if r["pretraining_flops"] == 0 else f" + {_sci(r['pretraining_flops'])} pretraining"
+        pre_time = (
+            ""
+            if pd.isna(r["pretraining_seconds"]) or not r["pretraining_seconds"]
+            else f" + {r['pretraining_seconds']:.0f} s pretraining"
+        )
+        if r["pretraining_flops"] and pd.isna(r["pretraining_seconds"]):
+            pre_time = " + pretraining time not stated"
+        out[r["route"]] = {
+            "Dataset": data,
+            "Compute (FLOPs)": f"{_sci(r['tuning_flops'])} tuning at N={int(r['at_n'])}{pre}",
+            "Time": f"{r['tuning_seconds']:.1f} s tuning{pre_time}",
+            "Money (EUR, own machine)": f"{r['tuning_eur']:.2g} (cloud equivalent "
+            f"{'n/a' if pd.isna(r['tuning_cloud_eur']) else format(r['tuning_cloud_eur'], '.2g')})",
+            "Adaptability (FAQ)": "not measured"
+            if pd.isna(r["faq_adapt_seconds"])
+            else f"{r['faq_adapt_seconds']:.1f} s to adapt, {r['faq_accuracy']:.0%} of held-out facts right",
+        }
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- the ledger
+
+
+def update_ledger(records: Sequence[RunRecord], path: str | Path) -> costs.Ledger:
+    """Put this experiment's records in the shared ledger file, replacing its earlier ones (other
+    notebooks' records stay), and save it atomically."""
+    path = Path(path)
+    ledger = costs.Ledger.load(path) if path.exists() else costs.Ledger()
+    ledger.records = [r for r in ledger.records if r.extra.get("experiment") != EXPERIMENT]
+    for r in records:
+        ledger.add(r)
+    ledger.save(path)
+    return ledger
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _route_style(key: str) -> dict:
+    return {
+        "A": dict(color="tab:blue", marker="o"),
+        "A0": dict(color="tab:gray", marker="s", linestyle="--"),
+        "B": dict(color="tab:orange", marker="^"),
+    }.get(key, {})
+
+
+def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None):
+    """Accuracy vs labelled examples per route (runs without label noise); N = 0 is the untuned model."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
+    clean = runs[runs["noise"] == 0]
+    for key, g in clean.groupby("route_key", sort=False):
+        g = g.sort_values("n")
+        ax.plot(g["n"], g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+    if target is not None:
+        ax.axhline(target, color="k", linewidth=0.8, linestyle=":", label=f"target {target:.0%}")
+    ax.axhline(0.5, color="tab:red", linewidth=0.6, alpha=0.5)
+    ns = sorted(clean["n"].unique())
+    ax.set_xscale("symlog", linthresh=1)  # log axis that still shows N = 0
+    ax.set_xlim(-0.3, max(ns) * 1.5)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set(
+        xlabel="labelled examples N",
+        ylabel="test accuracy",
+        ylim=(0.3, 1.0),
+        title="Accuracy vs labelled examples",
+    )
+    ax.legend(fontsize=7)
+    plt.close(fig)
+    return fig
+
+
+def plot_accuracy_vs_compute(runs: pd.DataFrame, pretraining: dict[str, PretrainCompute]):
+    """Two panels, log x: accuracy vs tuning FLOPs, and vs tuning + pretraining FLOPs (own or inherited)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    clean = runs[runs["noise"] == 0]
+    for key, g in clean.groupby("route_key", sort=False):
+        g = g.sort_values("n")
+        pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none")).flops
+        for ax, x in ((axes[0], g["flops"]), (axes[1], g["flops"] + pre)):
+            keep = x > 0  # a log axis has no place for zero compute (route A0 untuned)
+            ax.plot(x[keep], g["accuracy"][keep], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+    axes[0].set(
+        xscale="log",
+        xlabel="tuning FLOPs",
+        ylabel="test accuracy",
+        title="Tuning compute only",
+        ylim=(0.3, 1.0),
+    )
+    axes[1].set(xscale="log", xlabel="tuning + pretraining FLOPs", title="Including pretraining")
+    axes[0].legend(fontsize=7)
+    notes = [f"{k}: {p.source}" for k, p in pretraining.items() if p.flops]
+    fig.text(0.01, -0.02, "\n".join(notes), fontsize=6.5, va="top", wrap=True)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def plot_label_noise(runs: pd.DataFrame, n: int, ax=None):
+    """Accuracy vs fraction of flipped training labels, at N = n, per route."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3.4))
+    at = runs[runs["n"] == n]
+    for key, g in at.groupby("route_key", sort=False):
+        g = g.sort_values("noise")
+        if g["noise"].nunique() > 1:
+            ax.plot(g["noise"] * 100, g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+    ax.axhline(0.5, color="tab:red", linewidth=0.6, alpha=0.5)
+    ax.set(
+        xlabel="training labels flipped (%)",
+        ylabel="test accuracy",
+        ylim=(0.3, 1.0),
+        title=f"Label noise at N = {n}",
+    )
+    ax.legend(fontsize=7)
+    plt.close(fig)
+    return fig

@@ -1,0 +1,548 @@
+"""A tiny GPT: the model notebook 02 builds step by step, with KV-cache generation, save/load and export.
+
+What is here:
+- `GPTConfig` (sizes, with named presets) and `GPT`, a decoder-only transformer with GPT-2 conventions:
+  learned position embeddings, pre-LayerNorm blocks (LayerNorm with bias), GELU with the tanh
+  approximation, biases in every Linear, and an LM head tied to the token embeddings. Those conventions
+  make `to_transformers` exact: the same weights in a `GPT2LMHeadModel` give the same logits.
+- `GPT.forward(idx) -> logits` (B, T, vocab_size); `lm_loss(logits, targets)` is the matching loss, so a
+  generic training loop needs nothing GPT-specific.
+- `GPT.generate` / `GPT.stream`: temperature, top-k, top-p, stop tokens, with a KV cache (or without,
+  as the reference it must equal).
+- `save_gpt` / `load_gpt`: safetensors + JSON config, atomic writes, no pickle; `course_gpt()` loads the
+  pretrained tiny GPT that notebook 03 saves.
+
+Left out on purpose: rotary embeddings, RMSNorm, grouped-query attention, weight loading from hub
+checkpoints — the course needs one clear GPT, and GPT-2's layout is the one transformers, pipelines
+and peft all speak.
+
+References: Radford et al. 2019 (GPT-2); Karpathy's nanoGPT `model.py` and minGPT (preset names);
+Kaplan et al. 2020 and Chowdhery et al. 2022 (PaLM, appendix B) for the FLOPs-per-token formula.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch  # helpers/__init__ ran first (as the parent package) and set OMP_WAIT_POLICY
+import torch.nn as nn
+from torch.nn import functional as F
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1  # bump when the saved layout changes; load_gpt refuses versions it does not know
+COURSE_GPT_DIR = "tiny_gpt"  # artifacts/tiny_gpt: where notebook 03 saves the pretrained model
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes of a GPT. `GPTConfig.preset("gpt-micro", vocab_size=1024)` gives a named size."""
+
+    vocab_size: int = 1024  # the course tokenizer's vocabulary (profile `ci`); set it from the tokenizer
+    block_size: int = 64  # context length in tokens: position embeddings exist for 0..block_size-1
+    n_layer: int = 2  # transformer blocks
+    n_head: int = 2  # attention heads per block; n_embd must divide evenly among them
+    n_embd: int = 64  # width of the residual stream (C)
+    dropout: float = 0.0  # tiny models on little data overfit slowly; 0 keeps runs exactly repeatable
+    layer_norm_epsilon: float = 1e-5  # GPT-2's value (needed for an exact transformers export)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            below = self.n_embd - self.n_embd % self.n_head
+            raise ValueError(
+                f"GPTConfig.n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
+                f"n_embd // n_head channels, so pick n_embd as a multiple of n_head "
+                f"(e.g. n_embd={below or self.n_head} or {below + self.n_head})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> GPTConfig:
+        """A named size from PRESETS, with any field overridden: preset("gpt-nano", vocab_size=300)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown GPT preset {name!r}: choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_profile(cls, sizes, vocab_size: int, **overrides) -> GPTConfig:
+        """The config for a profile section: from_profile(get_profile().pretrain, tokenizer.vocab_size)."""
+        picked = {f: getattr(sizes, f) for f in ("n_layer", "n_head", "n_embd", "block_size")}
+        return cls(vocab_size=vocab_size, **{**picked, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GPTConfig:
+        """Inverse of `asdict`, with an error naming any field this version does not know."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown GPTConfig field(s) {unknown}: expected only {sorted(known)}")
+        return cls(**values)
+
+
+# Named sizes (names and sizes from minGPT). vocab_size and block_size stay the defaults unless overridden.
+PRESETS: dict[str, dict[str, int]] = {
+    "gpt-nano": dict(n_layer=3, n_head=3, n_embd=48),  # ~0.1 M params: tests
+    "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128),  # ~0.9 M: nanoGPT's CPU size, the benchmarks
+    "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192),  # ~2.9 M: a laptop in minutes
+}
+
+
+class KVCache:
+    """Keys and values of every token seen so far, per layer, preallocated to block_size.
+
+    One forward pass with the cache appends its T new tokens at positions length..length+T-1; the next
+    pass only needs the newest token, because the keys and values of the older ones never change.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype):
+        shape = (config.n_layer, 2, batch_size, config.n_head, config.block_size, config.head_size)
+        self.kv = torch.zeros(shape, device=device, dtype=dtype)  # (L, 2, B, nh, block, hs)
+        self.length = 0  # tokens stored so far (the same for every layer once a forward pass ends)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new (B, nh, T, hs) keys/values; return all of them so far, (B, nh, length+T, hs)."""
+        end = self.length + k.size(2)
+        self.kv[layer, 0, :, :, self.length : end] = k
+        self.kv[layer, 1, :, :, self.length : end] = v
+        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where token t sees tokens 0..t only."""
+
+    def __init__(self, config: GPTConfig, layer: int = 0):
+        super().__init__()
+        self.n_head, self.n_embd, self.layer = config.n_head, config.n_embd, layer
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v for all heads in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.update(self.layer, k, v)  # (B, nh, past + T, hs)
+        mask, causal = None, T > 1 and past == 0
+        if T > 1 and past > 0:  # new tokens after cached ones: query i sees keys 0..past+i
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Per-token feed-forward network: C -> 4C -> GELU (tanh approximation, as GPT-2) -> C."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GPTConfig, layer: int = 0):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)  # tokens talk to each other
+        x = x + self.mlp(self.ln_2(x))  # each token thinks on its own
+        return x
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer. `forward(idx)` returns logits only: (B, T) token ids -> (B, T, vocab_size).
+
+    The loss is a separate function, `lm_loss(logits, targets)`, so a generic loop can do
+    `loss = lm_loss(model(x), y)` for this model and the same with any other model that returns logits.
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),  # token id -> vector
+            wpe=nn.Embedding(config.block_size, config.n_embd),  # position -> vector
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList(Block(config, layer) for layer in range(config.n_layer)),
+            ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Tied weights: the vector that reads token i in is the one that scores token i out (fewer
+        # parameters, and what GPT-2 does).
+        self.lm_head.weight = self.transformer.wte.weight
+        self.apply(self._init_weights)
+        # GPT-2: the projections that write into the residual stream start smaller, by 1/sqrt(2 * n_layer),
+        # because 2 * n_layer of them add up along the stream.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab_size) for token ids idx (B, T); with a cache, idx are the *new* tokens."""
+        if idx.dim() != 2:
+            raise ValueError(f"GPT expects token ids of shape (batch, time), got shape {tuple(idx.shape)}: "
+                             "add a batch dimension with idx[None]")
+        B, T = idx.shape
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"input of {T} tokens" + (f" after {past} cached ones" if past else "")
+                + f" exceeds block_size={self.config.block_size}: crop it to the last "
+                f"{self.config.block_size - past} tokens (idx[:, -block_size:]) or build the model with "
+                f"a larger GPTConfig.block_size"
+            )
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x, cache)
+        if cache is not None:
+            cache.length += T
+        return self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab_size)
+
+    # ---- counting -------------------------------------------------------------------------------
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Parameters; non_embedding=True leaves out the position embeddings (nanoGPT's convention).
+
+        The token embeddings stay in the count because, tied to the LM head, they are multiplied by
+        every token's output vector: they cost FLOPs like any other weight matrix. Formula:
+        V*C + T*C + L*(12*C^2 + 13*C) + 2*C  (the tied head adds nothing).
+        """
+        n = sum(p.numel() for p in self.parameters())  # shared tensors are counted once
+        if non_embedding:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs (forward + backward) per token: 6*N + 12*L*C*T.
+
+        N = num_params(non_embedding=True): each weight does one multiply-add (2 FLOPs) per token in the
+        forward pass and twice that in the backward pass, hence 6*N. Attention adds, per layer and per
+        token, q @ k^T and att @ v over T positions: 2 * 2*T*C forward, x3 with backward = 12*L*C*T.
+        T defaults to block_size and counts the full T x T score matrix (as PaLM's appendix B and
+        torch's FLOP counter do), not the half that the causal mask keeps. Example: L=2, C=64, V=1024,
+        T=64: N = 165,632, so 6*N + 12*2*64*64 = 1,092,096 FLOPs per token.
+        """
+        T = self.config.block_size if seq_len is None else seq_len
+        c = self.config
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
+
+    def configure_optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW parameter groups: decay the 2-D matmul weights; never biases, LayerNorms or embeddings.
+
+        Decay pulls weights toward zero; on a bias or a norm's gain that only fights the model, and on
+        the (tied) embeddings it shrinks rare tokens' vectors that get few gradient updates.
+        """
+        embeddings = {id(self.transformer.wte.weight), id(self.transformer.wpe.weight)}
+        decay, no_decay, seen = [], [], set()
+        for p in self.parameters():  # yields the tied weight once
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (decay if p.dim() >= 2 and id(p) not in embeddings else no_decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    # ---- generation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
+        top_p: float | None = None, stop_tokens: Iterable[int] = (), use_cache: bool = True,
+        seed: int | None = None,
+    ) -> torch.Tensor:
+        """Continue idx (B, T) by up to max_new_tokens tokens -> (B, T + n).
+
+        temperature=0 is greedy decoding. A row that samples a stop token keeps it and is padded with
+        that same token until every row has stopped (then generation ends early). use_cache=False
+        recomputes the whole context each step: the slow reference the KV cache must equal.
+        """
+        new = list(self._decode(idx, max_new_tokens, temperature, top_k, top_p, stop_tokens, use_cache, seed))
+        return torch.cat([idx, *new], dim=1) if new else idx
+
+    @torch.no_grad()
+    def stream(
+        self, prompt: Iterable[int] | torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+        top_k: int | None = None, top_p: float | None = None, stop_tokens: Iterable[int] = (),
+        use_cache: bool = True, seed: int | None = None,
+    ) -> Iterator[int]:
+        """Yield new token ids one by one for a single prompt (list of ids); stops *before* a stop token.
+
+        for token in model.stream(tok.encode("The film"), 50): print(tok.decode([token]), end="")
+        """
+        device = self.transformer.wte.weight.device
+        idx = torch.as_tensor(list(prompt) if not torch.is_tensor(prompt) else prompt, device=device)
+        if idx.dim() == 1:
+            idx = idx[None]
+        if idx.size(0) != 1:
+            raise ValueError(f"stream takes one prompt, got {idx.size(0)}: use generate() for a batch")
+        stops = set(stop_tokens)
+        for token in self._decode(idx, max_new_tokens, temperature, top_k, top_p, stops, use_cache, seed):
+            t = int(token)
+            if t in stops:
+                return
+            yield t
+
+    def _decode(self, idx, max_new_tokens, temperature, top_k, top_p, stop_tokens, use_cache, seed):
+        """The decoding loop shared by generate and stream: yields the next tokens, (B, 1) each step."""
+        if idx.dim() != 2 or idx.size(1) == 0:
+            raise ValueError(f"the prompt must be (batch, time), >= 1 token; got shape {tuple(idx.shape)}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+        check_sampling(temperature, top_k, top_p)
+        stops = torch.tensor(sorted(set(stop_tokens)), dtype=torch.long, device=idx.device)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=idx.device).manual_seed(seed)
+        block = self.config.block_size
+        cache = None
+        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        was_training = self.training
+        self.eval()
+        try:
+            for _ in range(max_new_tokens):
+                if not use_cache:
+                    logits = self(idx[:, -block:])  # the whole (cropped) context, every step
+                elif cache is None or cache.length >= block:
+                    # First step, or the context outgrew block_size: (re)fill the cache with the last
+                    # block_size tokens. Past that point every step refills: the cache only helps inside
+                    # one block, because learned positions cannot slide.
+                    if cache is None:
+                        w = self.transformer.wte.weight
+                        cache = KVCache(self.config, idx.size(0), w.device, w.dtype)
+                    cache.length = 0
+                    logits = self(idx[:, -block:], cache=cache)
+                else:
+                    logits = self(idx[:, -1:], cache=cache)  # only the newest token: O(T) not O(T^2)
+                nxt = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+                if stops.numel():
+                    nxt = torch.where(finished[:, None], idx[:, -1:], nxt)  # finished: repeat its stop token
+                    finished |= torch.isin(nxt[:, 0], stops)
+                idx = torch.cat([idx, nxt], dim=1)
+                yield nxt
+                if stops.numel() and bool(finished.all()):
+                    return
+        finally:
+            self.train(was_training)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Mean next-token cross-entropy: logits (B, T, V), targets (B, T); ignore_index targets are skipped."""
+    flat = logits.reshape(-1, logits.size(-1))  # (B*T, V)
+    return F.cross_entropy(flat, targets.reshape(-1), ignore_index=ignore_index)
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise a clear error for sampling settings that make no sense."""
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def sample_next_token(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pick one token per row from logits (B, V) -> (B, 1).
+
+    temperature=0: argmax. Otherwise divide by the temperature, keep the top_k largest logits, then keep
+    the smallest set of tokens whose probability adds up to top_p (always at least the most likely one),
+    and sample from what is left.
+    """
+    check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probs = F.softmax(sorted_logits, dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above each one
+        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+
+
+# ---- save / load -----------------------------------------------------------------------------------
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_gpt(model: GPT, folder: str | os.PathLike) -> Path:
+    """Save `model` as folder/model.safetensors + folder/config.json (each written atomically).
+
+    The tied LM head is not stored twice: it *is* the token embedding. config.json records the sha256
+    of the weights, so load_gpt notices a weights file that belongs to another save.
+    """
+    from safetensors.torch import save
+
+    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile ...
+    model = getattr(model, "module", model)  # ... and DistributedDataParallel
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_gpt saves a helpers.scratch.gpt.GPT, got {type(model).__name__}: for a transformers "
+                        "model use its save_pretrained(folder)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if k != "lm_head.weight"}
+    blob = save(tensors, metadata={"format": "pt"})
+    _atomic_write_bytes(folder / WEIGHTS_FILE, blob)
+    meta = {"format_version": FORMAT_VERSION, "config": asdict(model.config),
+            "weights_sha256": hashlib.sha256(blob).hexdigest()}
+    _atomic_write_bytes(folder / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    return folder
+
+
+def load_gpt(folder: str | os.PathLike, device: str | torch.device = "cpu") -> GPT:
+    """Load a GPT saved by `save_gpt`; every problem is an error naming the file and what to do."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path.name} is missing from the model folder {folder.name!r}: save a model there with "
+                f"helpers.scratch.gpt.save_gpt(model, folder) (notebook 03 does this for the course model)"
+            )
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+        version, config_values = meta["format_version"], meta["config"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{CONFIG_FILE} in {folder.name!r} is not a save_gpt config ({err}): save the model "
+                         "again with save_gpt") from err
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{CONFIG_FILE} has format_version={version!r}, this code reads {FORMAT_VERSION}: "
+                         "save the model again with this version of helpers.scratch.gpt")
+    config = GPTConfig.from_dict(config_values)
+    blob = weights_path.read_bytes()
+    expected = meta.get("weights_sha256")
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise ValueError(f"{WEIGHTS_FILE} in {folder.name!r} does not match its {CONFIG_FILE} (corrupted, or "
+                         "from another save): save the model again with save_gpt")
+    try:
+        tensors = load(blob)
+    except SafetensorError as err:
+        raise ValueError(f"{WEIGHTS_FILE} in {folder.name!r} is corrupt or half-written ({err}): save the "
+                         "model again with save_gpt") from err
+    model = GPT(config)
+    wanted = {k: v.shape for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    missing, unexpected = sorted(set(wanted) - set(tensors)), sorted(set(tensors) - set(wanted))
+    wrong = [f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(wanted[k])}"
+             for k in wanted if k in tensors and tensors[k].shape != wanted[k]]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"the weights in {folder.name!r} do not fit its config {config}: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}; fix config.json (vocab_size, "
+            "block_size, n_layer, n_head, n_embd) to match the weights, or save the model again"
+        )
+    model.load_state_dict(tensors, strict=False)  # lm_head.weight is tied to wte, loaded with it
+    return model.to(device)
+
+
+def course_gpt(profile=None, device: str | torch.device = "cpu") -> GPT | None:
+    """The pretrained tiny GPT that notebook 03 saves in artifacts/tiny_gpt, or None if it is not there.
+
+    Loading only, whatever it was trained with (`profile` is not checked). The catch-up path — load it if
+    it was made with this profile and tokenizer, else pretrain it now — is
+    `helpers.scratch.pretrain.pretrained_tiny_gpt(profile)`, which uses save_gpt/load_gpt from here.
+    """
+    from helpers.course.artifacts import artifacts_dir
+
+    folder = artifacts_dir(COURSE_GPT_DIR, create=False)
+    if not (folder / CONFIG_FILE).is_file():
+        return None
+    return load_gpt(folder, device=device)
+
+
+# ---- interoperability ------------------------------------------------------------------------------
+def to_transformers(model: GPT, eos_token_id: int | None = None):
+    """The same model as a transformers GPT2LMHeadModel (same weights, same logits in fp32).
+
+    Our nn.Linear stores weights as (out, in); GPT-2's Conv1D stores (in, out), so those are transposed.
+    The result works with transformers' `generate`, pipelines and peft.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    c = model.config
+    hf_config = GPT2Config(
+        vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
+        n_head=c.n_head, n_inner=4 * c.n_embd, activation_function="gelu_new",
+        resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
+        layer_norm_epsilon=c.layer_norm_epsilon, tie_word_embeddings=True,
+        bos_token_id=eos_token_id, eos_token_id=eos_token_id, pad_token_id=eos_token_id,
+    )
+    hf = GPT2LMHeadModel(hf_config)
+    conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue
+        state[name] = tensor.t().contiguous() if name.endswith(conv1d) else tensor
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    # Only the tied head (and, in some versions, non-persistent attention-mask buffers) may be "missing".
+    buffers = (".attn.bias", ".attn.masked_bias")
+    really_missing = [k for k in missing if k != "lm_head.weight" and not k.endswith(buffers)]
+    if really_missing or unexpected:
+        raise RuntimeError(f"transformers' GPT-2 layout changed: missing {really_missing}, "
+                           f"unexpected {unexpected}; pin transformers<6 (tested with 5.24)")
+    hf.tie_weights()
+    return hf.to(model.transformer.wte.weight.device).eval()

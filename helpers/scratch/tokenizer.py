@@ -1,0 +1,639 @@
+"""Byte-level BPE: the tokenizer notebook 01 builds step by step, finished, fast and HF-compatible.
+
+A token is a byte string. Training starts from the 256 single bytes and repeatedly merges the most
+frequent adjacent pair into a new token; encoding replays the merges in the order they were learned.
+Text is first cut into chunks by a regex (GPT-4 style), so merges never cross a word/space/digit
+boundary; special tokens (end-of-text, chat turns) are never produced by merges.
+
+Fast because it is smart, not native: training counts each distinct chunk once (with its frequency);
+after a merge it visits only the chunks that contain the merged pair and updates only the counts next
+to each merged occurrence; a heap with lazy updates finds the next best pair. A chunk is held as a str
+whose characters are token ids, so applying a merge is one `str.replace`. Encoding caches each
+distinct chunk.
+
+Rules shared with the notebook's straightforward version (a test proves they learn the same merges):
+- the best pair is the most frequent; ties go to the smallest (left id, right id);
+- a pair whose merge would spell bytes that are already a token is skipped, so every id is a
+  distinct byte string (a Hugging Face `tokenizer.json` maps strings to ids and could not hold two);
+- special tokens in the training text are boundaries, never learned.
+
+Left out on purpose: byte-fallback/unknown tokens (every byte is a token), normalisation, dropout,
+and training on iterators larger than memory. References: Sennrich et al. 2016 (BPE for NMT);
+Radford et al. 2019 (byte-level BPE, GPT-2); Karpathy's minbpe (the teaching design we follow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import operator
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from pathlib import Path
+
+import regex
+
+# The split pattern of cl100k_base (GPT-4's tokenizer) as tiktoken publishes it, with one portable
+# change — subtle: `\p{N}{1,3}+` is a possessive quantifier in Python's `regex` but means
+# `(\p{N}{1,3})+` (all the digits at once) in Oniguruma's Ruby syntax, which HF `tokenizers` uses.
+# At the end of an alternative possessive and greedy match the same, so we drop the `+`.
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$"""
+    r"""|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+DEFAULT_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # end of text, chat turns
+EOT = "<|endoftext|>"
+FORMAT_NAME = "course-bpe"
+FORMAT_VERSION = 1  # bump when the file layout changes; load() refuses versions it does not know
+COURSE_FILE = "course.bpe"  # the course tokenizer inside artifacts_dir("tokenizer")
+MAX_VOCAB = 1_000_000  # ids are stored as characters while training/encoding (Unicode ends at 0x10FFFF)
+_NO_MERGE = chr(0x10FFFF)  # sorts after every id character: "no merge for this pair"
+
+
+class TokenizerFileError(ValueError):
+    """A saved tokenizer file is truncated, edited, from another format or another version."""
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte (HF byte-level vocabularies are written with it).
+
+    Printable Latin-1 bytes stand for themselves; the others are shifted to 256+: 32 (space) -> 'Ġ'.
+    """
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, shifted = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + shifted)
+            shifted += 1
+    return table
+
+
+def train_merges(
+    chunk_counts: dict[bytes, int], n_merges: int, merge_counts: list[int] | None = None
+) -> list[tuple[int, int]]:
+    """Learn up to `n_merges` merges from distinct chunks and their counts (stops early if no pair is left).
+
+    If `merge_counts` is a list, each merge appends how many tokens it removed from the training text
+    (its pair count, less overlaps: b"aaa" holds the pair (97, 97) twice but merges it once).
+
+    {b"aaab": 2}, n_merges=2 -> [(97, 97), (97, 98)]: "aa", then "ab" (tied with (256, 97): smaller ids win).
+    """
+    # Representation trick: a word is a str whose characters are token ids (chr(id)), so a merge is
+    # str.replace (left to right, non-overlapping: exactly `merge`), and a pair is a 2-character str
+    # whose ordering is the ordering of (left id, right id).
+    words = [c.decode("latin-1") for c in chunk_counts]
+    freqs = list(chunk_counts.values())
+    counts: dict[str, int] = {}
+    where: dict[str, set[int]] = {}  # pair -> words that contain it (may be stale, never incomplete)
+    for wi, (w, f) in enumerate(zip(words, freqs, strict=True)):
+        for i in range(len(w) - 1):
+            p = w[i : i + 2]
+            counts[p] = counts.get(p, 0) + f
+            s = where.get(p)
+            if s is None:
+                where[p] = {wi}
+            else:
+                s.add(wi)
+    heap = [(-c, p) for p, c in counts.items()]
+    heapq.heapify(heap)
+    vocab = [bytes([i]) for i in range(256)]
+    known = set(vocab)
+    merges: list[tuple[int, int]] = []
+    banned: set[str] = set()  # pairs whose merge would repeat an existing token
+    counts_get = counts.get
+    while len(merges) < n_merges and heap:
+        neg, pair = heapq.heappop(heap)
+        c = counts_get(pair, 0)
+        if c != -neg:
+            # subtle: only counts of pairs with the new token grow, and only those are pushed; a count
+            # that shrank leaves a too-high entry behind. Re-queue it at its true count and look again.
+            if c > 0 and pair not in banned:
+                heapq.heappush(heap, (-c, pair))
+            continue
+        a, b = ord(pair[0]), ord(pair[1])
+        spelled = vocab[a] + vocab[b]
+        if pair in banned or spelled in known:
+            banned.add(pair)  # never again: those bytes are a token already (see module docstring)
+            continue
+        new_id = len(vocab)
+        new = chr(new_id)
+        merges.append((a, b))
+        vocab.append(spelled)
+        known.add(spelled)
+        left, right = pair
+        fresh: set[str] = set()  # pairs with the new token: the only counts that grow
+        removed = 0
+        for wi in where.pop(pair, ()):
+            w = words[wi]
+            nw = w.replace(pair, new)
+            if len(nw) == len(w):
+                continue  # stale index: this word lost the pair to an earlier merge
+            f = freqs[wi]
+            removed += f * (len(w) - len(nw))
+            # Update only the neighbourhood of each merged occurrence: x a b y -> x N y.
+            j = nw.find(new)
+            while j >= 0:
+                counts[pair] -= f
+                if j > 0:
+                    x = nw[j - 1]
+                    counts[(right if x == new else x) + left] -= f  # old left pair (a N N b: was b a)
+                    q = x + new
+                    counts[q] = counts_get(q, 0) + f
+                    fresh.add(q)
+                    where_q = where.get(q)
+                    if where_q is None:
+                        where[q] = {wi}
+                    else:
+                        where_q.add(wi)
+                if j + 1 < len(nw) and nw[j + 1] != new:  # a following N is handled as its left pair
+                    y = nw[j + 1]
+                    counts[right + y] -= f
+                    q = new + y
+                    counts[q] = counts_get(q, 0) + f
+                    fresh.add(q)
+                    where_q = where.get(q)
+                    if where_q is None:
+                        where[q] = {wi}
+                    else:
+                        where_q.add(wi)
+                j = nw.find(new, j + 1)
+            words[wi] = nw
+        if merge_counts is not None:
+            merge_counts.append(removed)
+        for q in fresh:
+            heapq.heappush(heap, (-counts[q], q))
+    return merges
+
+
+def _check_special_tokens(special_tokens) -> list[str]:
+    if special_tokens is None:
+        return []
+    if isinstance(special_tokens, str) or not isinstance(special_tokens, Iterable):
+        raise TypeError(
+            f"special_tokens must be a list of strings such as {DEFAULT_SPECIAL_TOKENS}, "
+            f"got {type(special_tokens).__name__}"
+        )
+    tokens = list(special_tokens)
+    for t in tokens:
+        if not isinstance(t, str) or not t:
+            raise ValueError(f"special_tokens must be non-empty strings, got {t!r}")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError(f"special_tokens has duplicates: {tokens}; list each once")
+    return tokens
+
+
+class BPETokenizer:
+    """A trained byte-level BPE tokenizer: ids 0-255 are bytes, then merges, then special tokens.
+
+    >>> tok = BPETokenizer.train("the cat sat on the mat " * 20, vocab_size=270)
+    >>> tok.decode(tok.encode("the cat")) == "the cat"
+    True
+    """
+
+    def __init__(
+        self,
+        merges: Sequence[tuple[int, int]],
+        pattern: str | None = GPT4_SPLIT_PATTERN,
+        special_tokens: Sequence[str] | None = DEFAULT_SPECIAL_TOKENS,
+        meta: dict | None = None,
+    ):
+        if len(merges) + 256 > MAX_VOCAB:
+            raise ValueError(f"{len(merges)} merges: at most {MAX_VOCAB - 256:,} are supported")
+        vocab = [bytes([i]) for i in range(256)]
+        self._ranks: dict[tuple[int, int], int] = {}
+        for i, (a, b) in enumerate(merges):
+            new_id = 256 + i
+            if not (0 <= a < new_id and 0 <= b < new_id):
+                raise ValueError(
+                    f"merge {i} ({a}, {b}) uses an id that does not exist yet (< {new_id} needed)"
+                )
+            vocab.append(vocab[a] + vocab[b])
+            self._ranks[(a, b)] = new_id
+        if len(set(vocab)) != len(vocab):
+            raise ValueError("two merges spell the same bytes: every token must be a distinct byte string")
+        self._merges = [tuple(m) for m in merges]
+        self._char_ranks = {chr(a) + chr(b): chr(i) for (a, b), i in self._ranks.items()}  # for _encode_chunk
+        self._char_pairs = {new: pair for pair, new in self._char_ranks.items()}
+        self._vocab = vocab
+        self.pattern = pattern
+        self._split = regex.compile(pattern) if pattern is not None else None
+        specials = _check_special_tokens(special_tokens)
+        self._specials = {t: len(vocab) + i for i, t in enumerate(specials)}
+        self._special_by_id = {i: t.encode("utf-8") for t, i in self._specials.items()}
+        # Longest first, so a special token that contains another one wins.
+        self._special_re = (
+            regex.compile("|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True)))
+            if specials
+            else None
+        )
+        self.meta = dict(meta or {})
+        self._cache: dict[str, list[int]] = {}
+
+    # ---- training -------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        pattern: str | None = GPT4_SPLIT_PATTERN,
+        special_tokens: list[str] | None = DEFAULT_SPECIAL_TOKENS,
+        meta: dict | None = None,
+    ) -> BPETokenizer:
+        """Learn merges until the vocabulary (bytes + merges + special tokens) has `vocab_size` entries.
+
+        Stops early (a smaller vocabulary) if the text runs out of pairs to merge.
+        """
+        specials = _check_special_tokens(special_tokens)
+        if not isinstance(text, str):
+            raise TypeError(
+                f"text must be a str, got {type(text).__name__}: decode bytes first "
+                "(text.decode('utf-8')) or join a list of documents with '\\n\\n'"
+            )
+        if not text:
+            raise ValueError(
+                "text is empty: train on at least a few sentences, e.g. "
+                "helpers.core.data.pretraining_text(200_000)"
+            )
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__} {vocab_size!r}")
+        minimum = 256 + len(specials)
+        if vocab_size > MAX_VOCAB:
+            raise ValueError(
+                f"vocab_size={vocab_size} is too large: it must be <= {MAX_VOCAB:,} (typical: 1k-200k)"
+            )
+        if vocab_size < minimum:
+            raise ValueError(
+                f"vocab_size={vocab_size} is too small: it must be >= {minimum} "
+                f"(256 byte tokens + {len(specials)} special tokens), e.g. 1024"
+            )
+        split = regex.compile(pattern) if pattern is not None else None
+        counts: Counter[str] = Counter()
+        for piece in _split_on_specials(text, specials):
+            counts.update(split.findall(piece) if split is not None else [piece])
+        chunk_counts = {c.encode("utf-8"): n for c, n in counts.items()}
+        merges = train_merges(chunk_counts, vocab_size - minimum)
+        return cls(merges, pattern, specials, meta)
+
+    # ---- properties -----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included."""
+        return len(self._vocab) + len(self._specials)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return dict(self._specials)
+
+    @property
+    def eot_id(self) -> int:
+        if EOT not in self._specials:
+            raise KeyError(
+                f"this tokenizer has no {EOT!r} special token: train it with "
+                f"special_tokens including {EOT!r} (the default does)"
+            )
+        return self._specials[EOT]
+
+    @property
+    def merges(self) -> list[tuple[int, int]]:
+        """The learned merges in order; merge i made token 256 + i."""
+        return list(self._merges)
+
+    def __repr__(self) -> str:
+        pattern = "GPT-4" if self.pattern == GPT4_SPLIT_PATTERN else "custom" if self.pattern else None
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "
+            f"special_tokens={list(self._specials)}, pattern={pattern})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BPETokenizer):
+            return NotImplemented
+        return (self._merges, self.pattern, self._specials) == (other._merges, other.pattern, other._specials)
+
+    # ---- encode / decode ------------------------------------------------------------------
+    def _encode_chunk(self, chunk: str) -> list[int]:
+        """Replay the merges on one chunk, earliest-learned first (the notebook's `encode_chunk`)."""
+        cached = self._cache.get(chunk)
+        if cached is not None:
+            return cached
+        # Same trick as training: token ids as characters, a merge is str.replace, and the new token's
+        # character doubles as its rank (a merge learned earlier has a smaller id).
+        w = chunk.encode("utf-8").decode("latin-1")
+        get, pair_of = self._char_ranks.get, self._char_pairs
+        while len(w) >= 2:
+            best = min(map(get, [w[i : i + 2] for i in range(len(w) - 1)], repeat(_NO_MERGE)))
+            if best == _NO_MERGE:
+                break
+            w = w.replace(pair_of[best], best)
+        ids = [ord(c) for c in w]
+        if len(self._cache) < 1_000_000:  # bound memory on pathological inputs
+            self._cache[chunk] = ids
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode text with no special-token handling (their characters are ordinary text here)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        chunks = self._split.findall(text) if self._split is not None else ([text] if text else [])
+        out: list[int] = []
+        cache = self._cache
+        try:
+            for chunk in chunks:
+                ids = cache.get(chunk)
+                out.extend(ids if ids is not None else self._encode_chunk(chunk))
+        except UnicodeEncodeError as err:
+            raise ValueError(
+                f"text contains a character UTF-8 cannot encode ({err.reason}, e.g. a lone "
+                "surrogate): clean it with text.encode('utf-8', 'replace').decode()"
+            ) from err
+        return out
+
+    def encode(self, text: str, allowed_special: str | set[str] = "none") -> list[int]:
+        """Text -> ids. Special tokens become their id only if `allowed_special` allows them.
+
+        allowed_special: "none" (default: raise if the text contains one), "all", or a set of tokens.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if allowed_special == "all":
+            allowed = set(self._specials)
+        elif allowed_special == "none":
+            allowed = set()
+        elif isinstance(allowed_special, (set, frozenset)):
+            unknown = set(allowed_special) - set(self._specials)
+            if unknown:
+                raise ValueError(
+                    f"allowed_special names tokens this tokenizer does not have: {sorted(unknown)}; "
+                    f"its special tokens are {list(self._specials)}"
+                )
+            allowed = set(allowed_special)
+        else:
+            raise ValueError(
+                f"allowed_special must be 'none', 'all' or a set of special tokens, got {allowed_special!r}"
+            )
+        if self._special_re is None:
+            return self.encode_ordinary(text)
+        out: list[int] = []
+        start = 0
+        for m in self._special_re.finditer(text):
+            if m.group() not in allowed:
+                raise ValueError(
+                    f"the text contains the special token {m.group()!r} at position {m.start()}, which "
+                    f"allowed_special={allowed_special!r} does not allow: pass allowed_special='all' (or "
+                    f"{{{m.group()!r}}}) if it is meant as a control token, or remove it from the text"
+                )
+            out.extend(self.encode_ordinary(text[start : m.start()]))
+            out.append(self._specials[m.group()])
+            start = m.end()
+        out.extend(self.encode_ordinary(text[start:]))
+        return out
+
+    def _as_id(self, i) -> int:
+        if isinstance(i, bool) or not hasattr(i, "__index__"):
+            raise ValueError(f"token ids must be ints, got {type(i).__name__} {i!r}")
+        return operator.index(i)  # numpy / torch integers are fine
+
+    def _unknown(self, i) -> ValueError:
+        return ValueError(
+            f"unknown token id {i!r}: ids of this tokenizer are in [0, {self.vocab_size}) "
+            "(were they made by a different tokenizer?)"
+        )
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one id stands for: 32 -> b' '."""
+        i = self._as_id(token_id)
+        if 0 <= i < len(self._vocab):
+            return self._vocab[i]
+        if i in self._special_by_id:
+            return self._special_by_id[i]
+        raise self._unknown(i)
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Ids -> the exact bytes they stand for: [104, 105] -> b'hi'."""
+        vocab, n, parts = self._vocab, len(self._vocab), []
+        for i in ids:
+            parts.append(vocab[i] if type(i) is int and 0 <= i < n else self.token_bytes(i))
+        return b"".join(parts)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text; bytes that are not valid UTF-8 on their own (a cut multi-byte char) become '�'."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ---- save / load ----------------------------------------------------------------------
+    def _body(self) -> str:
+        lines = [
+            f"{FORMAT_NAME} v{FORMAT_VERSION}",
+            "# byte-level BPE saved by helpers.scratch.tokenizer; edits break the checksum on the last line",
+            f"pattern {json.dumps(self.pattern)}",
+            f"meta {json.dumps(self.meta, sort_keys=True)}",
+            f"special_tokens {len(self._specials)}",
+        ]
+        lines += [json.dumps(t) for t in self._specials]
+        lines.append(f"merges {len(self._merges)}")
+        lines += [f"{a} {b}" for a, b in self._merges]
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a readable text file (atomically: a crash never leaves half a file). Returns the path."""
+        body = self._body()
+        text = body + f"sha256 {hashlib.sha256(body.encode('utf-8')).hexdigest()}\n"
+        return _atomic_write(Path(path), text)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BPETokenizer:
+        path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"{path} is a folder: pass the tokenizer file inside it, e.g. {path / COURSE_FILE}"
+            )
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise TokenizerFileError(f"{path} is not a text file: not a {FORMAT_NAME} tokenizer") from err
+        from helpers.course.artifacts import display_path
+
+        return cls._parse(text, display_path(path))
+
+    @classmethod
+    def _parse(cls, text: str, name: str) -> BPETokenizer:
+        def bad(msg: str) -> TokenizerFileError:
+            return TokenizerFileError(f"{name}: {msg}")
+
+        first = text.split("\n", 1)[0].strip()
+        if not first.startswith(FORMAT_NAME + " "):
+            hint = ""
+            if first.startswith("{"):
+                hint = (
+                    " It looks like JSON (a Hugging Face tokenizer.json?): load that with "
+                    "transformers.PreTrainedTokenizerFast(tokenizer_file=...)."
+                )
+            elif first.startswith("minbpe"):
+                hint = " It is a minbpe model file: load it with minbpe."
+            raise bad(
+                f"not a {FORMAT_NAME} file (first line {first[:40]!r}).{hint} "
+                f"Files written by BPETokenizer.save start with '{FORMAT_NAME} v{FORMAT_VERSION}'."
+            )
+        if first != f"{FORMAT_NAME} v{FORMAT_VERSION}":
+            raise bad(
+                f"format {first!r} is not supported: this helpers reads '{FORMAT_NAME} v{FORMAT_VERSION}'. "
+                "Re-save it with the helpers version that wrote it, or retrain."
+            )
+        body, _, last = text.removesuffix("\n").rpartition("\n")
+        body += "\n"
+        if not text.endswith("\n") or not regex.fullmatch(r"sha256 [0-9a-f]{64}", last):
+            raise bad(
+                "the file is truncated (its last line should be 'sha256 <checksum>'): "
+                "save it again, or delete it and retrain"
+            )
+        if hashlib.sha256(body.encode("utf-8")).hexdigest() != last.removeprefix("sha256 "):
+            raise bad(
+                "the checksum does not match: the file was edited or damaged after saving. "
+                "Don't edit it by hand; delete it and retrain (or save again from Python)"
+            )
+        lines = body.split("\n")
+
+        def header(i: int, key: str) -> str:
+            if i >= len(lines) or not lines[i].startswith(key + " "):
+                raise ValueError(f"line {i + 1} should start with {key!r}")
+            return lines[i][len(key) + 1 :]
+
+        try:
+            pattern = json.loads(header(2, "pattern"))
+            meta = json.loads(header(3, "meta"))
+            n_special = int(header(4, "special_tokens"))
+            specials = [json.loads(line) for line in lines[5 : 5 + n_special]]
+            k = 5 + n_special
+            n_merges = int(header(k, "merges"))
+            merges = [tuple(int(x) for x in line.split()) for line in lines[k + 1 : k + 1 + n_merges]]
+            if (
+                len(merges) != n_merges
+                or any(len(m) != 2 for m in merges)
+                or lines[k + 1 + n_merges :] != [""]
+            ):
+                raise ValueError("the merge list does not have the length its header says")
+            if not isinstance(meta, dict):
+                raise ValueError("meta must be a JSON object")
+            return cls(merges, pattern, specials, meta)
+        except (ValueError, IndexError, TypeError, regex.error) as err:
+            raise bad(f"malformed content ({err}): delete it and retrain") from err
+
+    # ---- Hugging Face export --------------------------------------------------------------
+    def _hf_tokenizer(self):
+        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+
+        b2u = bytes_to_unicode()
+
+        def show(bs: bytes) -> str:
+            return "".join(b2u[b] for b in bs)
+
+        vocab = {show(bs): i for i, bs in enumerate(self._vocab)}
+        merges = [(show(self._vocab[a]), show(self._vocab[b])) for a, b in self._merges]
+        model = models.BPE(
+            vocab=vocab,
+            merges=merges,
+            dropout=None,
+            unk_token=None,
+            fuse_unk=False,
+            byte_fallback=False,
+            ignore_merges=False,
+        )
+        tok = Tokenizer(model)
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        if self.pattern is not None:
+            split = pre_tokenizers.Split(Regex(self.pattern), behavior="isolated", invert=False)
+            tok.pre_tokenizer = pre_tokenizers.Sequence([split, byte_level])
+        else:
+            tok.pre_tokenizer = byte_level
+        tok.decoder = decoders.ByteLevel()
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self._specials])
+        got = {t: tok.token_to_id(t) for t in self._specials}
+        if (
+            got != self._specials
+        ):  # pragma: no cover - a tokenizers release that numbers added tokens differently
+            raise RuntimeError(f"HF export numbered the special tokens {got}, expected {self._specials}")
+        return tok
+
+    def to_hf(self, path: str | os.PathLike) -> Path:
+        """Write a Hugging Face `tokenizer.json` (a folder gets `tokenizer.json` inside). Returns the file.
+
+        Same ids as `encode(text, allowed_special="all")`. Limitation: HF splits text with Oniguruma,
+        whose Unicode tables are older than those of Python's `regex` (Unicode 17.0, 2025). A scan of
+        every code point found 17,480 that split differently, all of them unassigned in Unicode 14.0
+        (e.g. scripts added in 17.0); tests/test_tokenizer.py checks the characters assigned before.
+        """
+        path = Path(path)
+        if path.suffix != ".json":
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / "tokenizer.json"
+        return _atomic_write(path, self._hf_tokenizer().to_str(pretty=True))
+
+    def to_transformers(self):
+        """A `PreTrainedTokenizerFast` giving the same ids (special tokens in text are always matched,
+        like allowed_special='all')."""
+        from transformers import PreTrainedTokenizerFast
+
+        kwargs = {"eos_token": EOT} if EOT in self._specials else {}
+        return PreTrainedTokenizerFast(tokenizer_object=self._hf_tokenizer(), **kwargs)
+
+
+def _split_on_specials(text: str, specials: Sequence[str]) -> list[str]:
+    """'a<|endoftext|>b' -> ['a', 'b']: special tokens are boundaries in training text."""
+    if not specials:
+        return [text]
+    pattern = regex.compile("|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True)))
+    return [p for p in pattern.split(text) if p]
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def course_tokenizer(profile=None, retrain: bool = False) -> BPETokenizer:
+    """The course tokenizer: loaded from artifacts/tokenizer/ if it is there, valid and made for this
+    profile (and not `retrain`); otherwise trained on `pretraining_text(profile.tokenizer.train_chars)`
+    with `profile.tokenizer.vocab_size` and saved there.
+
+    Deterministic (same text, same rules, same merges) and about a second under the `ci` profile.
+    """
+    from helpers.core.data import pretraining_text
+    from helpers.course.artifacts import artifacts_dir
+    from helpers.course.profiles import get_profile
+
+    profile = profile or get_profile()
+    sizes = profile.tokenizer
+    meta = {
+        "corpus": "helpers.core.data.pretraining_text",
+        "train_chars": sizes.train_chars,
+        "requested_vocab_size": sizes.vocab_size,
+    }
+    path = artifacts_dir("tokenizer") / COURSE_FILE
+    if path.is_file() and not retrain:
+        try:
+            tok = BPETokenizer.load(path)
+            if (
+                tok.meta == meta
+                and tok.pattern == GPT4_SPLIT_PATTERN
+                and list(tok.special_tokens) == DEFAULT_SPECIAL_TOKENS
+            ):
+                return tok
+        except (TokenizerFileError, OSError):
+            pass  # damaged or from another profile: rebuild it (it is fully determined by the profile)
+    tok = BPETokenizer.train(pretraining_text(sizes.train_chars), sizes.vocab_size, meta=meta)
+    tok.save(path)
+    return tok
