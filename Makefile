@@ -1,6 +1,6 @@
 # Train vs Instruct — every target sets itself up first and is safe to run again.
 #   make lab    set up, then open the course in JupyterLab
-#   make test   set up, then run every test and every notebook (COURSE_PROFILE=ci, network blocked)
+#   make test   set up, lint (ruff + layer contract), then run every test and every notebook (COURSE_PROFILE=ci, network blocked)
 # Windows (no make): see README, "Plain pip".
 
 PYTHON ?= python3
@@ -36,13 +36,16 @@ course: setup
 
 # scripts/install_browser.sh: Debian's chromium + playwright for tests/test_browser.py (skips apt when
 # /usr/bin/chromium exists; where it cannot install, the browser test is skipped and says how to enable it).
-test: setup
+test: setup lint
 	bash scripts/install_browser.sh $(PY)
 	COURSE_PROFILE=ci COURSE_BLOCK_NETWORK=1 COURSE_CATCHUP=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
 		$(PY) -m pytest -p no:cacheprovider --nbval-lax --durations=15 -rs $(PYTEST_ARGS)
 
+# ruff, and the layer contract of helpers/ (pyproject.toml [tool.importlinter]: course > experiment >
+# scratch | instruct | deploy > measure > core).
 lint: setup
 	$(VENV)/bin/ruff check helpers tests benchmarks
+	$(VENV)/bin/lint-imports
 
 # Readiness report for a room without internet (model cached, data, tokenizers).
 offline: setup

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import numbers
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,6 +84,15 @@ def load_reviews() -> pd.DataFrame:
     return df.sort_values("order").reset_index(drop=True)
 
 
+def _check_size(name: str, value, allow_none: bool = True, minimum: int = 0) -> None:
+    """Validate a count argument at the boundary: an int >= minimum (bools and floats refused), or None."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        none = " or None (all of them)" if allow_none else ""
+        raise ValueError(f"{name}={value!r}: expected a whole number >= {minimum}{none}")
+
+
 def _balanced(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
     """Interleave labels (neg, pos, neg, pos…) in hash order; a prefix of any length stays balanced."""
     by_label = [g.reset_index(drop=True) for _, g in df.groupby("label")]
@@ -98,18 +108,23 @@ def _balanced(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
 
 def test_set(n: int | None = None, max_chars: int = TASK_MAX_CHARS) -> pd.DataFrame:
     """The fixed held-out test set (balanced; a smaller n is a prefix of a larger one)."""
+    _check_size("n", n)
+    _check_size("max_chars", max_chars, allow_none=False, minimum=1)
     df = load_reviews()
     return _balanced(df[(df["split"] == "test") & (df["text"].str.len() <= max_chars)], n)
 
 
 def labelled_pool(n: int | None = None, max_chars: int = TASK_MAX_CHARS) -> pd.DataFrame:
     """Labelled training examples, disjoint from the test set (balanced, prefix-stable)."""
+    _check_size("n", n)
+    _check_size("max_chars", max_chars, allow_none=False, minimum=1)
     df = load_reviews()
     return _balanced(df[(df["split"] == "pool") & (df["text"].str.len() <= max_chars)], n)
 
 
 def pretraining_text(max_chars: int | None = None, separator: str = "\n\n") -> str:
     """Unlabelled review text for tokenizer training and pretraining, cut at a review boundary."""
+    _check_size("max_chars", max_chars, minimum=1)
     df = load_reviews()
     parts, total = [], 0
     for text in df.loc[df["split"] == "pretrain", "text"]:
