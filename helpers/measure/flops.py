@@ -167,9 +167,9 @@ def _matmul_training(n_matmul: float, n_trainable: float) -> float:
 
 def _attention_words(attention: Attention | None, factor: int) -> str:
     if attention is None:
-        return "attention scores not counted (no seq_len given)"
+        return "; attention scores not counted (no seq_len given)"
     a = attention
-    return (f"+ {factor}*L*d*T attention scores, L = {a.n_layer} layers, d = {a.width}, T = {a.seq_len} "
+    return (f" + {factor}*L*d*T attention scores, L = {a.n_layer} layers, d = {a.width}, T = {a.seq_len} "
             "(full T x T matrix; PaLM appendix B)")
 
 
@@ -190,7 +190,7 @@ def count_training_flops(counts: ParamCounts, attention: Attention | None = None
                  "the trainable ones)")
     if attention is not None:
         per_token += 3 * attention.forward_per_token()
-    return FlopCount(per_token, f"{words} {_attention_words(attention, 12)}")
+    return FlopCount(per_token, words + _attention_words(attention, 12))
 
 
 def count_forward_flops(counts: ParamCounts, attention: Attention | None = None) -> FlopCount:
@@ -199,7 +199,7 @@ def count_forward_flops(counts: ParamCounts, attention: Attention | None = None)
     if attention is not None:
         per_token += attention.forward_per_token()
     words = f"2N per token (forward only), N = {counts.matmul:,} matmul weights"
-    return FlopCount(per_token, f"{words} {_attention_words(attention, 4)}")
+    return FlopCount(per_token, words + _attention_words(attention, 4))
 
 
 def training_flops_per_token(model: nn.Module, seq_len: int | None = None) -> FlopCount:
