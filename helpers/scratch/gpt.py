@@ -17,7 +17,7 @@ checkpoints — the course needs one clear GPT, and GPT-2's layout is the one tr
 and peft all speak.
 
 References: Radford et al. 2019 (GPT-2); Karpathy's nanoGPT `model.py` and minGPT (preset names);
-Kaplan et al. 2020 and Chowdhery et al. 2022 (PaLM, appendix B) for the FLOPs-per-token formula.
+Parameter and FLOP counts of this model live with every other count: `helpers.measure.flops`.
 """
 
 from __future__ import annotations
@@ -242,33 +242,6 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += T
         return self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab_size)
-
-    # ---- counting -------------------------------------------------------------------------------
-    def num_params(self, non_embedding: bool = True) -> int:
-        """Parameters; non_embedding=True leaves out the position embeddings (nanoGPT's convention).
-
-        The token embeddings stay in the count because, tied to the LM head, they are multiplied by
-        every token's output vector: they cost FLOPs like any other weight matrix. Formula:
-        V*C + T*C + L*(12*C^2 + 13*C) + 2*C  (the tied head adds nothing).
-        """
-        n = sum(p.numel() for p in self.parameters())  # shared tensors are counted once
-        if non_embedding:
-            n -= self.transformer.wpe.weight.numel()
-        return n
-
-    def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs (forward + backward) per token: 6*N + 12*L*C*T.
-
-        N = num_params(non_embedding=True): each weight does one multiply-add (2 FLOPs) per token in the
-        forward pass and twice that in the backward pass, hence 6*N. Attention adds, per layer and per
-        token, q @ k^T and att @ v over T positions: 2 * 2*T*C forward, x3 with backward = 12*L*C*T.
-        T defaults to block_size and counts the full T x T score matrix (as PaLM's appendix B and
-        torch's FLOP counter do), not the half that the causal mask keeps. Example: L=2, C=64, V=1024,
-        T=64: N = 165,632, so 6*N + 12*2*64*64 = 1,092,096 FLOPs per token.
-        """
-        T = self.config.block_size if seq_len is None else seq_len
-        c = self.config
-        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
 
     def configure_optimizer_groups(self, weight_decay: float) -> list[dict]:
         """AdamW parameter groups: decay the 2-D matmul weights; never biases, LayerNorms or embeddings.

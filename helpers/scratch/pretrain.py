@@ -23,6 +23,7 @@ import torch
 from helpers.core.batches import TokenBatches
 from helpers.core.records import RunRecord
 from helpers.core.training import Callback, TrainConfig, train
+from helpers.measure.flops import training_flops_per_token
 from helpers.course.artifacts import artifacts_dir
 from helpers.scratch.gpt import COURSE_GPT_DIR, GPT, GPTConfig, load_gpt, save_gpt
 
@@ -62,6 +63,7 @@ def model_config(sizes, tokenizer) -> GPTConfig:
 
 def train_config(sizes, model: GPT, **overrides) -> TrainConfig:
     """The loop settings for a profile's pretrain section (warm-up = 10 % of the steps)."""
+    flops = training_flops_per_token(model, seq_len=sizes.block_size)  # 6N + 12*L*C*T: helpers.measure.flops
     values = dict(
         max_steps=sizes.max_steps,
         lr=sizes.learning_rate,
@@ -71,9 +73,8 @@ def train_config(sizes, model: GPT, **overrides) -> TrainConfig:
         seed=SEED,
         name="pretrain tiny GPT",
         route="scratch",
-        flops_per_token=model.flops_per_token(sizes.block_size),
-        flops_method="6N + 12*L*C*T per token (N = non-embedding params, attention scores included; "
-        "helpers.scratch.gpt.GPT.flops_per_token) x input tokens",
+        flops_per_token=flops.per_token,
+        flops_method=flops.method,
     )
     return TrainConfig(**{**values, **overrides})
 
