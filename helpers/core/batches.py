@@ -14,14 +14,32 @@ Two sources are enough for the course:
 Sharding for DDP: every process draws the same *global* batch and keeps its own slice, so 2 processes
 with batch 4 see exactly the 8 rows that 1 process with batch 8 sees.
 
+Identity: `fingerprint()` hashes what makes two sources the same data (contents, batch shape, seed; not
+the position), so a checkpoint can tell a resume of its run from another run.
+
 Left out: on-disk memory-mapped shards and background prefetching (the course's corpora fit in RAM).
 """
 
 from __future__ import annotations
 
+import hashlib
+import numbers
+
 import torch
 
 IGNORE_INDEX = -100  # label value that cross-entropy skips (prompt tokens, padding)
+
+
+def _positive_int(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _hash_tensor(h, t: torch.Tensor) -> None:
+    t = t.detach().cpu().contiguous().reshape(-1)
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes())
 
 
 class TokenBatches:
@@ -47,8 +65,15 @@ class TokenBatches:
                 f"tokens must be a 1-D tensor of token ids, got shape {tuple(tokens.shape)}: "
                 "flatten the corpus into one stream (e.g. torch.cat of encoded documents)"
             )
-        if batch_size < 1 or block_size < 1:
-            raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
+        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+            raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}: encode the text with "
+                             "a tokenizer (a float tensor would be truncated silently)")
+        batch_size, block_size = _positive_int("batch_size", batch_size), _positive_int("block_size", block_size)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if len(tokens) and int(tokens.min()) < 0:
+            raise ValueError(f"tokens contains the negative id {int(tokens.min())}: token ids start at 0 "
+                             "(-100 belongs in labels, never in the token stream)")
         if len(tokens) < block_size + 1:
             raise ValueError(
                 f"a window of block_size={block_size} needs {block_size + 1} tokens but the data has "
@@ -93,6 +118,13 @@ class TokenBatches:
         # subtle: copies, not views of one window, so masking labels in place cannot change the inputs
         return {"input_ids": window[:, :-1].contiguous(), "labels": window[:, 1:].contiguous()}  # (B, T) each
 
+    def fingerprint(self) -> str:
+        """Hash of the tokens, the global batch shape and the seed: equal for the same data, whatever its position."""
+        h = hashlib.sha256()
+        _hash_tensor(h, self.tokens)
+        h.update(f"TokenBatches B={self.batch_size * self.world_size} T={self.block_size} seed={self.seed}".encode())
+        return h.hexdigest()[:16]
+
     def shard(self, rank: int, world_size: int) -> TokenBatches:
         """The same stream for process `rank` of `world_size` (same seed, its slice of each global batch)."""
         out = TokenBatches(self.tokens, self.batch_size, self.block_size, self.seed, rank, world_size)
@@ -124,9 +156,16 @@ class ListBatches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
+        if not isinstance(batches, (list, tuple)):
+            raise TypeError(f"batches must be a list of batch dicts, got {type(batches).__name__}: "
+                            "materialise it with list(...)")
         if len(batches) == 0:
             raise ValueError("ListBatches got no batches: build at least one batch dict")
+        if not isinstance(shuffle, bool):
+            raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
         for i, batch in enumerate(batches):
+            if not isinstance(batch, dict):
+                raise TypeError(f"batch {i} is a {type(batch).__name__}, not a dict with 'input_ids' and 'labels'")
             if "input_ids" not in batch or "labels" not in batch:
                 raise ValueError(
                     f"batch {i} has keys {sorted(batch)}: each batch needs 'input_ids' and 'labels'"
@@ -136,6 +175,9 @@ class ListBatches:
                     f"batch {i}: input_ids {tuple(batch['input_ids'].shape)} and labels "
                     f"{tuple(batch['labels'].shape)} must both be [B, T]"
                 )
+            if batch["input_ids"].is_floating_point():
+                raise ValueError(f"batch {i}: input_ids has dtype {batch['input_ids'].dtype}; token ids must be "
+                                 "integers (torch.long)")
             if batch["input_ids"].shape[0] % world_size:
                 raise ValueError(
                     f"batch {i} has {batch['input_ids'].shape[0]} rows, which {world_size} processes "
@@ -181,6 +223,15 @@ class ListBatches:
         rows = batch["input_ids"].shape[0] // self.world_size
         lo = self.rank * rows
         return {k: v[lo : lo + rows] for k, v in batch.items()}
+
+    def fingerprint(self) -> str:
+        """Hash of every batch's tensors and their order (shuffle, seed), whatever the position."""
+        h = hashlib.sha256(f"ListBatches shuffle={self.shuffle} seed={self.seed}".encode())
+        for batch in self.batches:
+            for key in sorted(batch):
+                h.update(key.encode())
+                _hash_tensor(h, batch[key])
+        return h.hexdigest()[:16]
 
     def shard(self, rank: int, world_size: int) -> ListBatches:
         out = ListBatches(self.batches, self.shuffle, self.seed, rank, world_size)

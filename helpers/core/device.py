@@ -32,6 +32,10 @@ def pick_device(prefer: str | None = None) -> torch.device:
             )
         if kind == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {wanted!r} asked for, but CUDA is not available here: use 'cpu'")
+        index = str(wanted).partition(":")[2]
+        if kind == "cuda" and index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"device {wanted!r} asked for, but this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s), numbered from 0: use 'cuda' or 'cuda:0'")
         if kind == "mps" and not torch.backends.mps.is_available():
             raise ValueError(f"device {wanted!r} asked for, but Apple MPS is not available here: use 'cpu'")
         return torch.device(wanted)
@@ -84,7 +88,12 @@ def precision_policy(device: torch.device | str | None = None, prefer: str | Non
         return PrecisionPolicy("cuda", torch.float16, True, "pre-Ampere GPU: fp16 with a gradient scaler")
     if dev.type == "mps":
         return PrecisionPolicy("mps", None, False, "MPS: fp32 (autocast on MPS is partial)")
-    if prefer == "bf16" or (prefer is None and cpu_has_native_bf16()):
+    native = cpu_has_native_bf16()
+    if prefer == "fp16":  # subtle: say what the CPU *does* have, not only what it lacks
+        has = "this CPU has native bf16: use 'bf16' or 'fp32'" if native else "use 'fp32'"
+        return PrecisionPolicy("cpu", None, False, f"fp16 training is for CUDA GPUs (no gradient-scaler path on "
+                                                   f"CPU); {has}")
+    if prefer == "bf16" or (prefer is None and native):
         return PrecisionPolicy("cpu", torch.bfloat16, False, "CPU has native bf16 instructions")
     return PrecisionPolicy("cpu", None, False, "CPU without native bf16: fp32")
 
@@ -118,8 +127,10 @@ def measure_matmul_flops(
 ) -> float:
     """Sustained FLOP/s of an n x n matmul on `device` (2*n^3 FLOPs each), measured for ~`seconds`."""
     dev = device or pick_device()
-    a = torch.randn(n, n, device=dev, dtype=dtype)
-    b = torch.randn(n, n, device=dev, dtype=dtype)
+    # subtle: a private generator, so measuring never moves the global RNG a training run was seeded with
+    g = torch.Generator(device=dev).manual_seed(0)
+    a = torch.randn(n, n, device=dev, dtype=dtype, generator=g)
+    b = torch.randn(n, n, device=dev, dtype=dtype, generator=g)
     for _ in range(2):  # warm-up: kernel selection, caches
         a @ b
     _sync(dev)

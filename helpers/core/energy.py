@@ -148,8 +148,8 @@ class EnergyMeter:
     """
 
     def __init__(self, device: str = "cpu", poll_s: float = 1.0, rapl_root: str = RAPL_ROOT):
-        if poll_s <= 0:
-            raise ValueError(f"poll_s must be > 0 seconds, got {poll_s}: use e.g. 1.0")
+        if isinstance(poll_s, bool) or not isinstance(poll_s, (int, float)) or not 0 < poll_s < float("inf"):
+            raise ValueError(f"poll_s must be a number of seconds > 0, got {poll_s!r}: use e.g. 1.0")
         self.device = str(device)
         self.poll_s = poll_s
         self.rapl_root = rapl_root

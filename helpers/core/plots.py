@@ -64,7 +64,7 @@ class LivePlot(Callback):
     """Redraw the loss curves every `every` steps (and after each evaluation) in one Jupyter output."""
 
     def __init__(self, every: int = 10, figsize: tuple[float, float] = (6, 3)) -> None:
-        if every < 1:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"LivePlot(every={every}): redraw at least every 1 step, e.g. every=10")
         self.every, self.figsize = every, figsize
         self.enabled = in_notebook()

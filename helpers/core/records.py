@@ -3,13 +3,25 @@
 Every run of the one training loop (`helpers.core.training`) returns a `RunRecord` — from-scratch
 pretraining and LoRA instruction-tuning alike — so their time, compute and money sit side by side.
 Money is *not* stored here: `helpers.measure.costs` derives it from the record plus editable assumptions.
+A record refuses impossible numbers (negative or NaN time, tokens, FLOPs) when it is made, so everything
+downstream can trust them; FLOPs a run did not count are None, never a guess.
+
+Left out on purpose: units other than seconds, bytes, FLOPs and kWh; schema migrations of old files.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from helpers.core.io import write_json
+
+_COUNTS = ("steps", "tokens", "peak_memory_bytes", "trainable_params", "total_params")
+_AMOUNTS = ("wall_seconds", "peak_flops_per_s")  # required, finite, >= 0
+_OPTIONAL_AMOUNTS = ("flops", "achieved_flops_per_s", "mfu", "energy_kwh")  # None or finite, >= 0
 
 
 @dataclass
@@ -23,11 +35,11 @@ class RunRecord:
     steps: int
     wall_seconds: float
     tokens: int  # tokens processed in training (input positions, padding excluded)
-    flops: float  # training FLOPs by the method below
+    flops: float | None  # training FLOPs by the method below; None = not counted (flops_method says so)
     flops_method: str  # how `flops` was counted, in words (e.g. "6*N*D, N=non-embedding params")
-    achieved_flops_per_s: float
+    achieved_flops_per_s: float | None  # flops / wall_seconds; None when flops were not counted
     peak_flops_per_s: float  # measured matmul peak of this machine for `precision`
-    mfu: float  # achieved / peak
+    mfu: float | None  # achieved / peak; None when flops were not counted
     peak_memory_bytes: int
     trainable_params: int
     total_params: int
@@ -40,6 +52,25 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"accuracy": 0.81}
     test_set: str | None = None  # identifier of the test set `metrics` were measured on
     extra: dict[str, object] = field(default_factory=dict)  # free-form facts (N examples, label noise...)
+
+    def __post_init__(self) -> None:
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"RunRecord.{name} must be an integer >= 0, got {value!r}")
+        for name in _AMOUNTS + _OPTIONAL_AMOUNTS:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_AMOUNTS:
+                continue
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"RunRecord.{name} must be a finite number >= 0, got {value!r}"
+                                 + (" (None = not counted)" if name in _OPTIONAL_AMOUNTS else ""))
+        if self.flops is None and (self.mfu is not None or self.achieved_flops_per_s is not None):
+            raise ValueError("RunRecord: mfu and achieved_flops_per_s need flops; with flops=None (not counted) "
+                             "leave them None too")
+        if self.trainable_params > self.total_params:
+            raise ValueError(f"RunRecord.trainable_params ({self.trainable_params:,}) exceeds total_params "
+                             f"({self.total_params:,}): count the trainable ones among all parameters")
 
     @property
     def tokens_per_second(self) -> float:
@@ -62,13 +93,22 @@ class RunRecord:
         return record
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)  # atomic: a reader never sees half a record
-        return path
+        """Write the record as JSON, atomically (helpers.core.io): a reader never sees half a record."""
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> RunRecord:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no run record at {path}: save one with RunRecord.save(path) first")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not a run record (not JSON: {err}): re-run the training that wrote it, "
+                             "or delete the file") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds a JSON {type(data).__name__}, not a run record: re-run the training")
+        try:
+            return cls.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
