@@ -1,6 +1,7 @@
-"""helpers.measure.costs + assumptions: FLOPs vs torch's counter, money on hand-checked inputs, the ledger.
+"""helpers.measure.money, ledger and assumptions: money on hand-checked inputs, the ledger, sourced numbers.
+(FLOP and parameter counts: tests/test_flops.py.)
 
-Run:  .venv/bin/python -m pytest tests/test_costs.py -q
+Run:  COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_costs.py -q
 """
 
 from __future__ import annotations
@@ -12,21 +13,12 @@ import matplotlib
 import pytest
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from helpers.core.records import RunRecord
-from helpers.instruct.models import REGISTRY
 from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS, Assumption, Assumptions
-from helpers.measure.costs import (
-    EmptyLedgerError,
-    Ledger,
+from helpers.measure.ledger import EmptyLedgerError, Ledger, compare
+from helpers.measure.money import (
     attach_energy,
-    compare,
-    full_training_flops,
-    inference_flops,
-    inherited_pretraining_flops,
-    lora_training_flops,
-    matmul_params,
     pretraining_estimate,
     pretraining_table,
     reference_machines,
@@ -34,118 +26,6 @@ from helpers.measure.costs import (
 )
 
 matplotlib.use("Agg")
-
-# The counter counts matmul FLOPs (2·m·n·k per mm/addmm) and nothing else, exactly like our formulas:
-# biases, activations and bias gradients are element-wise and counted by neither. So we expect equality
-# up to float rounding of large products.
-REL_TOL = 1e-12
-
-
-# ---------------------------------------------------------------------------------------------
-# FLOPs against torch.utils.flop_counter
-# ---------------------------------------------------------------------------------------------
-def mlp(widths: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(widths, widths[1:], strict=False):
-        layers += [nn.Linear(a, b), nn.GELU()]
-    return nn.Sequential(*layers[:-1])
-
-
-class HandLoRALinear(nn.Module):
-    """y = W x + B A x · scale, W frozen; A, B trainable (B starts at zero, as in the LoRA paper)."""
-
-    def __init__(self, base: nn.Linear, r: int, alpha: float = 16):
-        super().__init__()
-        self.base = base.requires_grad_(False)
-        self.A = nn.Linear(base.in_features, r, bias=False)
-        self.B = nn.Linear(r, base.out_features, bias=False)
-        nn.init.zeros_(self.B.weight)
-        self.scale = alpha / r
-
-    def forward(self, x):  # x: (B, T, C_in) -> (B, T, C_out)
-        return self.base(x) + self.B(self.A(x)) * self.scale
-
-
-def hand_lora(model: nn.Sequential, r: int) -> nn.Sequential:
-    return nn.Sequential(*[HandLoRALinear(m, r) if isinstance(m, nn.Linear) else m for m in model])
-
-
-def peft_lora(model: nn.Sequential, r: int) -> nn.Module:
-    peft = pytest.importorskip("peft")
-    targets = [str(i) for i, m in enumerate(model) if isinstance(m, nn.Linear)]
-    config = peft.LoraConfig(r=r, lora_alpha=16, target_modules=targets, lora_dropout=0.0)
-    return peft.get_peft_model(model, config)
-
-
-def counted_training_flops(model: nn.Module, x: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as counter:
-        model(x).float().pow(2).mean().backward()
-    return counter.get_total_flops()
-
-
-WIDTHS = [[16, 32, 16], [24, 48, 48, 8]]
-SHAPES = [(2, 5), (3, 7)]  # (batch, time): tokens = B·T
-
-
-@pytest.mark.parametrize("widths", WIDTHS)
-@pytest.mark.parametrize("bt", SHAPES)
-def test_full_training_flops_match_counter(widths, bt):
-    torch.manual_seed(0)
-    model = mlp(widths)
-    x = torch.randn(*bt, widths[0], requires_grad=True)  # as if earlier layers needed gradients
-    tokens = bt[0] * bt[1]
-    assert counted_training_flops(model, x) == pytest.approx(
-        full_training_flops(matmul_params(model), tokens), rel=REL_TOL
-    )
-
-
-def test_first_layer_input_gradient_is_skipped_when_input_is_frozen():
-    # Subtle: with a frozen input (an embedding output without grad) autograd skips dL/dx of layer 0.
-    model, tokens = mlp([16, 32, 16]), 10
-    x = torch.randn(2, 5, 16)
-    first = model[0].weight.numel()
-    expected = full_training_flops(matmul_params(model), tokens) - 2 * first * tokens
-    assert counted_training_flops(model, x) == pytest.approx(expected, rel=REL_TOL)
-
-
-@pytest.mark.parametrize("wrap", [hand_lora, peft_lora], ids=["hand", "peft"])
-@pytest.mark.parametrize("widths", WIDTHS)
-def test_lora_training_flops_match_counter(wrap, widths):
-    torch.manual_seed(0)
-    model = wrap(mlp(widths), r=4)
-    frozen, trainable = matmul_params(model, trainable=False), matmul_params(model, trainable=True)
-    assert trainable == sum(4 * (a + b) for a, b in zip(widths, widths[1:], strict=False))
-    x = torch.randn(2, 5, widths[0], requires_grad=True)
-    counted = counted_training_flops(model, x)
-    assert counted == pytest.approx(lora_training_flops(frozen, trainable, 10), rel=REL_TOL)
-    # and it is clearly less than full training of the same weights (4N vs 6N)
-    assert counted < full_training_flops(frozen + trainable, 10)
-
-
-def test_inference_flops_match_counter():
-    model = mlp([16, 32, 16])
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(3, 4, 16))
-    assert counter.get_total_flops() == inference_flops(matmul_params(model), 12)
-
-
-def test_flops_formulas_hand_examples():
-    assert full_training_flops(1e6, 1e3) == 6e9
-    assert lora_training_flops(1e6, 1e3, 1e3) == pytest.approx(4.006e9)
-    assert inference_flops(1e6, 10) == 2e7
-
-
-@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])
-def test_flops_reject_bad_counts(bad):
-    with pytest.raises(ValueError, match="n_params"):
-        full_training_flops(bad, 10)
-
-
-def test_inherited_pretraining_flops_states_its_source():
-    spec = REGISTRY["smollm2-135m-instruct"]
-    flops, source = inherited_pretraining_flops(spec)
-    assert flops == 6 * 134_515_008 * 2e12
-    assert "model card" in source and "2e+12" in source
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,8 +336,20 @@ def test_a_real_training_record_flows_into_the_ledger(tmp_path):
     config = TrainConfig(
         max_steps=2, peak_flops=1e10, progress=False, device="cpu", name="tiny", warmup_steps=0
     )
-    record = train(Tiny(), batches(), config)
+    record = train(Tiny(), batches(), config)  # no flops_per_token given: FLOPs not counted
     ledger = Ledger([record])
     row = Ledger.load(ledger.save(tmp_path / "l.json")).table().loc["tiny"]
     assert row.kwh > 0 and row.total_eur > 0 and row.kwh_method in ("measured", "estimated")
     assert row.tokens == 2 * 2 * 8
+    assert record.flops is None and math.isnan(row.flops) and math.isnan(row.mfu)
+
+
+def test_a_run_without_flops_is_shown_as_not_counted_never_zero(simple):
+    uncounted = make_record("b", flops=None, mfu=None, achieved_flops_per_s=None, flops_method="not counted")
+    ledger = Ledger([make_record("a"), uncounted])
+    table = ledger.table(simple, "box")
+    assert table.loc["a", "flops"] == 6e9 and math.isnan(table.loc["b", "flops"]) and math.isnan(table.loc["b", "mfu"])
+    assert table["flops"].sum() == 6e9  # pandas skips NaN: an uncounted run adds nothing, not a made-up zero
+    fig = ledger.plot(simple, "box", columns=("flops",))
+    assert "not counted" in [t.get_text() for t in fig.axes[0].texts]
+    assert math.isnan(compare([make_record("a"), uncounted], "accuracy").loc["b", "flops"])

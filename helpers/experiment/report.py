@@ -1,12 +1,15 @@
 """Train vs instruct, reported: the article's table, the ledger and the plots, from the run records
 that `helpers.experiment.compare` produces (notebook 06).
 
-- `runs_table`: one row per sentiment run (route, N, label noise, accuracy, time, tokens, FLOPs, money
-  at the editable `helpers.measure.assumptions` via `helpers.measure.costs.run_cost`); refuses runs scored on
-  different test sets.
+- `runs_table`: one row per sentiment run (route, N, label noise, accuracy, time, tokens, FLOPs and how
+  they were counted, money at the editable `helpers.measure.assumptions` via `helpers.measure.money.run_cost`);
+  refuses runs scored on different test sets.
 - `examples_to_reach` / `article_table` / `article_view`: the article's table rebuilt from measurements
   (examples needed for a target accuracy, compute, time, money, adaptability).
 - `inherited_compute` / `own_pretraining_compute`: what each route spent (or inherited) before tuning.
+  FLOPs counted by different methods are never added: a route's own compute (pretraining we ran +
+  tuning) is a sum only when both were counted the same way, and compute inherited from a model card
+  (another party's run, estimated from its card) always stays in a column of its own.
 - `update_ledger` and the plots: accuracy vs N, accuracy vs compute (log axes), label noise.
 """
 
@@ -20,7 +23,10 @@ import pandas as pd
 
 from helpers.core.records import RunRecord
 from helpers.experiment.compare import EXPERIMENT, ROUTE_LABELS, ROUTES
-from helpers.measure import costs
+from helpers.measure import flops as flop_counts
+from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS
+from helpers.measure.ledger import EmptyLedgerError, Ledger, compare
+from helpers.measure.money import run_cost
 
 # ----------------------------------------------------------------------------- pretraining compute
 
@@ -29,50 +35,62 @@ from helpers.measure import costs
 class PretrainCompute:
     """What a route spent (or inherited) before tuning: FLOPs, wall time if measured, and the source."""
 
-    flops: float
-    seconds: float | None
+    flops: float | None  # None: the run did not count its FLOPs
+    seconds: float | None  # None: not measured (inherited, or estimated from a config)
     source: str
+    method: str | None = None  # how `flops` were counted (a record's flops_method); None: see source
+    inherited: bool = False  # another party's compute (a model card): shown apart, never added to ours
 
 
 def inherited_compute(spec) -> PretrainCompute:
-    """Route B: the model card's 6 x parameters x tokens (helpers.measure.costs.inherited_pretraining_flops)."""
-    inherited = costs.inherited_pretraining_flops(spec)
-    return PretrainCompute(inherited.flops, None, "inherited, not measured: " + inherited.source)
+    """Route B: the model card's 6 x parameters x tokens (helpers.measure.flops.inherited_pretraining_flops)."""
+    inherited = flop_counts.inherited_pretraining_flops(spec)
+    return PretrainCompute(inherited.flops, None, "inherited, not measured: " + inherited.source,
+                           method=inherited.source, inherited=True)
 
 
 def own_pretraining_compute(record: RunRecord | None = None, model=None, sizes=None) -> PretrainCompute:
-    """Route A: measured from the pretraining run's record if we have it, else 6*N*D of its config
-    (N = the model's matmul weights, D = max_steps x batch_size x block_size of the profile)."""
+    """Route A: the pretraining run's record if we have it, else the model's training FLOPs per token
+    (helpers.measure.flops, attention at block_size) x D = max_steps x batch_size x block_size."""
     if record is not None:
         return PretrainCompute(
             record.flops,
             record.wall_seconds,
             f"measured: pretraining run record ({record.steps} steps, {record.tokens:,} tokens)",
+            method=record.flops_method,
         )
     if model is None or sizes is None:
         raise ValueError("pass the pretraining RunRecord, or both the model and its PretrainSizes")
     d = sizes.max_steps * sizes.batch_size * sizes.block_size
-    n = costs.matmul_params(model)
-    return PretrainCompute(
-        costs.full_training_flops(n, d),
-        None,
-        f"estimated: 6 x {n:,} matmul weights x {d:,} tokens (profile's pretraining config)",
-    )
+    count = flop_counts.training_flops_per_token(model, seq_len=sizes.block_size)
+    return PretrainCompute(count.times(d), None, f"estimated: {d:,} tokens (profile's pretraining config)",
+                           method=count.method)
+
+
+def same_method_sum(parts: Sequence[tuple[float | None, str | None]]) -> float:
+    """The sum of FLOP counts that were counted the same way; NaN if any was not counted or two
+    methods differ (adding a 6N count to a 4N + 2N_lora one, or to a model card's estimate, would
+    mix definitions). same_method_sum([(1e9, "6N"), (2e9, "6N")]) -> 3e9; [(1e9, "6N"), (2e9, "4N")] -> nan."""
+    counted = [(f, m) for f, m in parts if f != 0]
+    if any(f is None or pd.isna(f) for f, _ in counted) or len({m for _, m in counted}) > 1:
+        return float("nan")
+    return float(sum(f for f, _ in counted))
 
 
 # ----------------------------------------------------------------------------- tables
 
 
-def runs_table(records: Sequence[RunRecord], assumptions=costs.DEFAULT_ASSUMPTIONS) -> pd.DataFrame:
-    """One row per sentiment run: route, N, noise, accuracy, time, tokens, FLOPs, EUR (own machine and
-    cloud). Refuses records scored on different test sets (helpers.measure.costs.compare)."""
+def runs_table(records: Sequence[RunRecord], assumptions=DEFAULT_ASSUMPTIONS) -> pd.DataFrame:
+    """One row per sentiment run: route, N, noise, accuracy, time, tokens, FLOPs (NaN: not counted) and
+    their method, EUR (own machine and cloud). Refuses records scored on different test sets
+    (helpers.measure.ledger.compare)."""
     chosen = [r for r in records if "accuracy" in r.metrics]
     if not chosen:
-        raise costs.EmptyLedgerError("no sentiment runs (records with an 'accuracy' metric) to tabulate")
-    costs.compare(chosen, "accuracy")  # the same-test-set guard
+        raise EmptyLedgerError("no sentiment runs (records with an 'accuracy' metric) to tabulate")
+    compare(chosen, "accuracy")  # the same-test-set guard
     rows = []
     for r in chosen:
-        c = costs.run_cost(r, assumptions)
+        c = run_cost(r, assumptions)
         rows.append(
             {
                 "name": r.name,
@@ -85,7 +103,8 @@ def runs_table(records: Sequence[RunRecord], assumptions=costs.DEFAULT_ASSUMPTIO
                 "steps": r.steps,
                 "seconds": r.wall_seconds,
                 "tokens": r.tokens,
-                "flops": r.flops,
+                "flops": float("nan") if r.flops is None else r.flops,
+                "flops_method": r.flops_method,
                 "eur": c.total_eur,
                 "cloud_eur": c.cloud_eur,
                 "kwh_method": c.kwh_method.split(":")[0],
@@ -129,8 +148,10 @@ def article_table(
     """The article's comparison, one row per route, from measurements only (runs without label noise).
 
     at_n = the examples needed to reach `target` if reached, else the largest N measured; the tuning
-    time, FLOPs and money are those of the run at at_n; total_flops adds the route's pretraining
-    (measured, estimated or inherited: see pretraining_source). Adaptability = the FAQ run."""
+    time, FLOPs and money are those of the run at at_n. Pretraining is split: own_pretraining_* (a run
+    we made: measured or estimated) and inherited_pretraining_* (a model card's estimate). own_flops =
+    tuning + own pretraining, NaN where the two were counted by different methods (`same_method_sum`);
+    inherited compute is never added to anything. Adaptability = the FAQ run."""
     clean = runs[runs["noise"] == 0]
     if clean.empty:
         raise ValueError("no runs without label noise: the article's table compares clean runs")
@@ -147,6 +168,8 @@ def article_table(
         at = g[g["n"] == at_n].iloc[0]
         best = g.loc[g["accuracy"].idxmax()]
         pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none"))
+        own = PretrainCompute(0.0, 0.0, "none") if pre.inherited else pre
+        inherited = pre if pre.inherited else PretrainCompute(0.0, None, "none", inherited=True)
         row = {
             "route_key": key,
             "route": ROUTE_LABELS.get(key, key),
@@ -162,12 +185,15 @@ def article_table(
             "tuning_flops": at["flops"],
             "tuning_eur": at["eur"],
             "tuning_cloud_eur": at["cloud_eur"],
-            "pretraining_flops": pre.flops,
-            "pretraining_seconds": pre.seconds,
-            "pretraining_source": pre.source,
-            "total_flops": at["flops"] + pre.flops,
+            "tuning_flops_method": at["flops_method"],
+            "own_pretraining_flops": float("nan") if own.flops is None else own.flops,
+            "own_pretraining_seconds": own.seconds,
+            "own_pretraining_source": own.source,
+            "own_flops": same_method_sum([(at["flops"], at["flops_method"]), (own.flops, own.method)]),
+            "inherited_pretraining_flops": inherited.flops,
+            "inherited_pretraining_source": inherited.source,
             "ladder_seconds": g["seconds"].sum(),
-            "ladder_flops": g["flops"].sum(),
+            "ladder_flops": same_method_sum(list(zip(g["flops"], g["flops_method"], strict=True))),
         }
         faq = (adaptation or {}).get(key)
         row["faq_adapt_seconds"] = faq.wall_seconds if faq is not None else float("nan")
@@ -178,8 +204,20 @@ def article_table(
     return pd.DataFrame(rows).set_index("route_key")
 
 
-def _sci(x: float) -> str:
-    return "0" if x == 0 else f"{x:.2g}"
+def _sci(x: float | None) -> str:
+    return "not counted" if x is None or pd.isna(x) else "0" if x == 0 else f"{x:.2g}"
+
+
+def _compute_words(r: pd.Series) -> str:
+    """'2.1e+12 tuning at N=64; own pretraining 3.4e+13 (own total 3.6e+13)', with inherited compute apart."""
+    words = f"{_sci(r['tuning_flops'])} tuning at N={int(r['at_n'])}"
+    if r["own_pretraining_flops"] != 0:
+        total = r["own_flops"]
+        words += f"; own pretraining {_sci(r['own_pretraining_flops'])} " + (
+            f"(own total {_sci(total)})" if not pd.isna(total) else "(not added: counted differently)")
+    if r["inherited_pretraining_flops"]:
+        words += f"; inherited pretraining {_sci(r['inherited_pretraining_flops'])} (model card, not ours)"
+    return words
 
 
 def article_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -192,17 +230,15 @@ def article_view(table: pd.DataFrame) -> pd.DataFrame:
             else f"{r['target_accuracy']:.0%} not reached with up to {int(r['largest_n'])} "
             f"(best {r['best_accuracy']:.0%} at N={int(r['best_n'])})"
         )
-        pre = "" if r["pretraining_flops"] == 0 else f" + {_sci(r['pretraining_flops'])} pretraining"
-        pre_time = (
-            ""
-            if pd.isna(r["pretraining_seconds"]) or not r["pretraining_seconds"]
-            else f" + {r['pretraining_seconds']:.0f} s pretraining"
-        )
-        if r["pretraining_flops"] and pd.isna(r["pretraining_seconds"]):
+        own_seconds = r["own_pretraining_seconds"]
+        pre_time = "" if pd.isna(own_seconds) or not own_seconds else f" + {own_seconds:.0f} s pretraining"
+        if r["own_pretraining_flops"] and pd.isna(own_seconds):
             pre_time = " + pretraining time not stated"
+        if r["inherited_pretraining_flops"]:
+            pre_time += " (the inherited pretraining's time is not stated)"
         out[r["route"]] = {
             "Dataset": data,
-            "Compute (FLOPs)": f"{_sci(r['tuning_flops'])} tuning at N={int(r['at_n'])}{pre}",
+            "Compute (FLOPs)": _compute_words(r),
             "Time": f"{r['tuning_seconds']:.1f} s tuning{pre_time}",
             "Money (EUR, own machine)": f"{r['tuning_eur']:.2g} (cloud equivalent "
             f"{'n/a' if pd.isna(r['tuning_cloud_eur']) else format(r['tuning_cloud_eur'], '.2g')})",
@@ -216,15 +252,14 @@ def article_view(table: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- the ledger
 
 
-def update_ledger(records: Sequence[RunRecord], path: str | Path) -> costs.Ledger:
+def update_ledger(records: Sequence[RunRecord], path: str | Path) -> Ledger:
     """Put this experiment's records in the shared ledger file, replacing its earlier ones (other
     notebooks' records stay), and save it atomically."""
-    path = Path(path)
-    ledger = costs.Ledger.load(path) if path.exists() else costs.Ledger()
+    ledger = Ledger.load_or_new(Path(path))
     ledger.records = [r for r in ledger.records if r.extra.get("experiment") != EXPERIMENT]
     for r in records:
         ledger.add(r)
-    ledger.save(path)
+    ledger.save(Path(path))
     return ledger
 
 
@@ -241,7 +276,7 @@ def _route_style(key: str) -> dict:
 
 def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None):
     """Accuracy vs labelled examples per route (runs without label noise); N = 0 is the untuned model."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
     clean = runs[runs["noise"] == 0]
@@ -267,16 +302,20 @@ def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None)
 
 
 def plot_accuracy_vs_compute(runs: pd.DataFrame, pretraining: dict[str, PretrainCompute]):
-    """Two panels, log x: accuracy vs tuning FLOPs, and vs tuning + pretraining FLOPs (own or inherited)."""
-    import matplotlib.pyplot as plt
+    """Two panels, log x: accuracy vs tuning FLOPs, and vs own FLOPs (tuning + the pretraining we ran,
+    where both were counted the same way). Inherited compute is not added: it is listed under the plot."""
+    import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     clean = runs[runs["noise"] == 0]
     for key, g in clean.groupby("route_key", sort=False):
         g = g.sort_values("n")
-        pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none")).flops
-        for ax, x in ((axes[0], g["flops"]), (axes[1], g["flops"] + pre)):
-            keep = x > 0  # a log axis has no place for zero compute (route A0 untuned)
+        pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none"))
+        ours = [] if pre.inherited else [(pre.flops, pre.method)]
+        own_x = pd.Series([same_method_sum([(f, m), *ours]) for f, m in zip(g["flops"], g["flops_method"],
+                                                                            strict=True)], index=g.index)
+        for ax, x in ((axes[0], g["flops"]), (axes[1], own_x)):
+            keep = x > 0  # a log axis has no place for zero compute (route A0 untuned) or NaN (not counted)
             ax.plot(x[keep], g["accuracy"][keep], label=ROUTE_LABELS.get(key, key), **_route_style(key))
     axes[0].set(
         xscale="log",
@@ -285,9 +324,10 @@ def plot_accuracy_vs_compute(runs: pd.DataFrame, pretraining: dict[str, Pretrain
         title="Tuning compute only",
         ylim=(0.3, 1.0),
     )
-    axes[1].set(xscale="log", xlabel="tuning + pretraining FLOPs", title="Including pretraining")
+    axes[1].set(xscale="log", xlabel="own FLOPs: tuning + pretraining we ran", title="Own compute")
     axes[0].legend(fontsize=7)
-    notes = [f"{k}: {p.source}" for k, p in pretraining.items() if p.flops]
+    notes = [f"{k}: {'inherited, not added' if p.inherited else 'own'}: {_sci(p.flops)} FLOPs, {p.source}"
+             for k, p in pretraining.items() if p.flops]
     fig.text(0.01, -0.02, "\n".join(notes), fontsize=6.5, va="top", wrap=True)
     fig.tight_layout()
     plt.close(fig)
@@ -296,7 +336,7 @@ def plot_accuracy_vs_compute(runs: pd.DataFrame, pretraining: dict[str, Pretrain
 
 def plot_label_noise(runs: pd.DataFrame, n: int, ax=None):
     """Accuracy vs fraction of flipped training labels, at N = n, per route."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 3.4))
     at = runs[runs["n"] == n]
