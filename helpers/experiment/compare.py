@@ -43,7 +43,7 @@ import torch
 from helpers.core.data import LABEL_NAMES
 from helpers.core.records import RunRecord
 from helpers.instruct import tuning
-from helpers.measure import costs
+from helpers.measure.flops import training_flops_per_token
 
 EXPERIMENT = (
     "06-train-vs-instruct"  # RunRecord.extra["experiment"]: how the ledger finds this notebook's runs
@@ -158,7 +158,7 @@ class Cropper:
 @dataclass(frozen=True)
 class SentimentTask:
     """The one test set every route is scored on. `name` identifies it (size, cropping and a hash of the
-    texts and labels): records carry it, and `helpers.measure.costs.compare` refuses to compare different ones."""
+    texts and labels): records carry it, and `helpers.measure.ledger.compare` refuses to compare different ones."""
 
     texts: tuple[str, ...]
     labels: tuple[int, ...]
@@ -424,7 +424,8 @@ class ScratchRoute:
         batches = tuning.pad_batches(report.examples, self.recipe.batch_size, self.pad_id, seed=self.seed)
         steps = steps or self.recipe.steps(len(batches))
         model = model if model is not None else self.fresh_model()
-        per_token = costs.full_training_flops(costs.matmul_params(model), 1)
+        # counted as pretraining counts (attention at the full context), so route A's own compute adds up
+        flops = training_flops_per_token(model, seq_len=self.context)
         config = TrainConfig(
             max_steps=steps,
             lr=self.recipe.lr,
@@ -433,9 +434,8 @@ class ScratchRoute:
             route=self.route,
             seed=self.seed,
             progress=False,
-            flops_per_token=per_token,
-            flops_method=costs.FULL_TRAINING_FLOPS_METHOD
-            + f" (N = {costs.matmul_params(model):,} matmul weights)",
+            flops_per_token=flops.per_token,
+            flops_method=flops.method,
         )
         record = train(model, ListBatches(batches, shuffle=True, seed=self.seed), config, loss_fn=gpt_loss)
         record.extra.update(
