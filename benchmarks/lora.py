@@ -10,10 +10,10 @@ threads) are printed too: on a busy machine they are the steadier measure of the
 - reference: what a first transformers + peft script does: examples in random order, right-padded to
   the longest in each batch (attention mask), `model(input_ids, attention_mask, labels=labels)` (the
   model's own shifted loss), fp32, torch.optim.AdamW.
-- helpers: `helpers.core.training.train` (the one loop) on `helpers.instruct.tuning` batches - packed rows of
+- helpers: `helpers.core.training.train` (the one loop) on `helpers.instruct.packing` batches - packed rows of
   max_length (block-diagonal attention via restarting position_ids) or length-grouped padding - in fp32
   and with bf16 autocast (where the hardware has it), with the loop's default loss or
-  `tuning.response_loss` (the LM head only where a label is set).
+  `masking.response_loss` (the LM head only where a label is set).
 Same examples (the course's instruction dataset, profile sizes), same LoRA (targets, r, alpha,
 dropout, seed), same rows per batch, same learning rate. Each method gets a fresh copy of the base model.
 
@@ -38,7 +38,7 @@ from helpers.core.batches import IGNORE_INDEX, ListBatches
 from helpers.core.device import precision_policy
 from helpers.core.training import Callback, TrainConfig, train
 from helpers.course.profiles import get_profile
-from helpers.instruct import tuning
+from helpers.instruct import instructions, lora, masking, packing
 from helpers.instruct.models import load_model
 
 GOAL = 1.0
@@ -131,7 +131,7 @@ def helpers_steps(method: Method, n: int, lr: float, precision: str, loss_fn=Non
 
 
 def packed_real_tokens(rows, batch_size: int, seed: int = 0) -> list[int]:
-    """Non-padding tokens of each batch of tuning.packed_batches(rows, batch_size, seed)."""
+    """Non-padding tokens of each batch of packing.packed_batches(rows, batch_size, seed)."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)  # the shuffle packed_batches uses
     chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
@@ -147,18 +147,18 @@ def main(argv: list[str]) -> int:
     loaded = load_model()
     tok, spec = loaded.tokenizer, loaded.spec
     base = loaded.model
-    report = tuning.encode_all(tok, tuning.instruction_dataset(sizes.train_sentiment), sizes.max_length)
+    report = masking.encode_all(tok, instructions.instruction_dataset(sizes.train_sentiment), sizes.max_length)
     encoded, pad, lr = report.examples, tok.pad_token_id, sizes.learning_rate
 
     ref_batches = reference_batches(encoded, sizes.batch_size, pad)
-    rows = tuning.pack(encoded, sizes.max_length, pad)
-    packed = tuning.packed_batches(rows, sizes.batch_size)
+    rows = packing.pack(encoded, sizes.max_length, pad)
+    packed = packing.packed_batches(rows, sizes.batch_size)
     packed_real = packed_real_tokens(rows, sizes.batch_size)
-    grouped = tuning.pad_batches(encoded, sizes.batch_size, pad)
+    grouped = packing.pad_batches(encoded, sizes.batch_size, pad)
     grouped_real = [int(b["attention_mask"].sum()) for b in grouped]
 
     def fresh():
-        return tuning.add_lora(copy.deepcopy(base), spec.lora_target_modules, sizes.lora_r,
+        return lora.add_lora(copy.deepcopy(base), spec.lora_target_modules, sizes.lora_r,
                                  sizes.lora_alpha, sizes.lora_dropout, seed=0)
 
     low = precision_policy(None).name  # bf16 where the hardware has it, else fp32 again
@@ -169,7 +169,7 @@ def main(argv: list[str]) -> int:
     for (name, batches, real), precision, (loss_name, loss_fn) in itertools.product(
         (("packed", packed, packed_real), ("length-grouped", grouped, grouped_real)),
         sorted({"fp32", low}),
-        (("full LM head", None), ("response-only LM head", tuning.response_loss)),
+        (("full LM head", None), ("response-only LM head", masking.response_loss)),
     ):
         step_fn = functools.partial(helpers_steps, lr=lr, precision=precision, loss_fn=loss_fn)
         methods.append(Method(f"helpers: {name}, {precision}, {loss_name}", fresh(), batches, real, step_fn))
@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
     print(f"model {spec.name}, profile {get_profile().name}, batch {sizes.batch_size} rows, "
           f"max_length {sizes.max_length}, {len(encoded)} examples, {torch.get_num_threads()} threads, "
           f"{args.rounds} rounds x {args.steps} timed steps per method (median step)")
-    waste = [tuning.padding_waste(b) for b in (ref_batches, grouped, rows)]
+    waste = [packing.padding_waste(b) for b in (ref_batches, grouped, rows)]
     print(f"padding waste: random padding {waste[0]:.1%}, length-grouped {waste[1]:.1%}, "
           f"packed {waste[2]:.1%}")
     print(f"{'':62s} {'tokens/s':>9s} {'ratio':>6s} {'tokens/CPU-s':>13s} {'ratio':>6s}")

@@ -159,7 +159,7 @@ def test_examples_to_reach_sorts_and_checks_its_input():
 
 
 def test_cropper_makes_every_example_fit_and_leaves_short_reviews_alone(chat_tok, crop):
-    from helpers.instruct.tuning import encode
+    from helpers.instruct.masking import encode
 
     short, long = "Great.", "An endless review that goes on and on. " * 30
     assert crop.crop(short) == short
@@ -404,7 +404,7 @@ def test_notebook_examples_to_reach_equals_helpers(nb):
 
 def test_the_course_instruction_in_profiles_is_instructs():
     from helpers.course.profiles import COURSE_INSTRUCTION, get_profile
-    from helpers.instruct.tuning import SENTIMENT_PROMPT
+    from helpers.instruct.instructions import SENTIMENT_PROMPT
 
     assert COURSE_INSTRUCTION == SENTIMENT_PROMPT
     for name in ("ci", "cpu", "gpu"):

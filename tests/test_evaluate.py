@@ -13,7 +13,7 @@ import pytest
 import torch
 from tiny_llama import tiny_llama, tiny_tokenizer
 
-from helpers.instruct import scoring, tuning
+from helpers.instruct import instructions, scoring
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -79,7 +79,7 @@ def test_normalise_hand_worked_example():
 
 
 def test_score_faq_right_wrong_and_malformed():
-    items = tuning.load_faq("heldout", 3)
+    items = instructions.load_faq("heldout", 3)
     gens = [items[0].answer, "We are open every day.", "  "]
     score = scoring.score_faq(gens, items)
     assert (score.correct, score.malformed, score.n) == (1, 1, 3)
@@ -97,7 +97,7 @@ def test_empty_key_is_a_clear_error():
 def test_batched_left_padded_generation_equals_one_at_a_time():
     tok, model = tiny_tokenizer(), tiny_llama(seed=3)
     questions = ("Hi?", "How long do I have to return an item, please?", "45?")
-    examples = [tuning.Example(q, "-") for q in questions]
+    examples = [instructions.Example(q, "-") for q in questions]
     prompts = scoring.prompt_ids(tok, examples)
     assert len({len(p) for p in prompts}) == 3  # different lengths: the batch needs padding
     batched = scoring.generate(model, tok, prompts, max_new_tokens=6, batch_size=3, eos_token_ids=[2])
@@ -112,7 +112,7 @@ def test_sentiment_and_faq_accuracy_run_end_to_end_on_a_tiny_model():
     reviews = pd.DataFrame({"text": ["great", "awful"], "label": [1, 0]})
     score = scoring.sentiment_accuracy(model, tok, reviews, max_new_tokens=2)
     assert score.n == 2 and score.correct + (score.n - score.correct) == 2
-    assert scoring.faq_accuracy(model, tok, tuning.load_faq("heldout", 2), max_new_tokens=3).n == 2
+    assert scoring.faq_accuracy(model, tok, instructions.load_faq("heldout", 2), max_new_tokens=3).n == 2
 
 
 def test_sentiment_shots_are_balanced_pool_examples():

@@ -170,6 +170,15 @@ def test_cached_model_loads_and_answers():
     assert again.source == "cache"
 
 
+def test_registry_tokenizer_loads_offline():
+    """The default model's tokenizer from the model cache (notebook 01 compares ours with it)."""
+    tok = models.load_tokenizer()
+    assert len(tok) == 49152
+    ids = tok.encode("Hello world", add_special_tokens=False)
+    assert ids and tok.decode(ids) == "Hello world"
+    assert models.load_tokenizer() is tok  # loaded once per process
+
+
 @pytest.mark.slow
 def test_first_uncached_load_builds_an_identical_cache(monkeypatch, tmp_path):
     reference = models.load_model().model
@@ -177,6 +186,7 @@ def test_first_uncached_load_builds_an_identical_cache(monkeypatch, tmp_path):
     fresh = models.load_model()
     assert fresh.source.startswith("gguf")
     assert (tmp_path / "models" / "smollm2-135m-instruct" / "manifest.json").is_file()
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m-instruct"]  # no temp left
     ids = torch.tensor([[1, 504, 3458, 314, 2107, 30]])
     with torch.no_grad():
         assert torch.equal(reference(ids).logits, fresh.model(ids).logits)

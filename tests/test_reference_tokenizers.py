@@ -1,4 +1,5 @@
-"""helpers.scratch.reference_tokenizers (offline GPT-2 / cl100k / o200k / SmolLM2) and helpers.scratch.parallel_text.
+"""helpers.scratch.reference_tokenizers (offline GPT-2 / cl100k / o200k, any transformers tokenizer) and
+helpers.scratch.parallel_text.
 
 COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_reference_tokenizers.py -q
 """
@@ -79,12 +80,18 @@ def test_unknown_names():
         refs.tiktoken_encoding("p50k_base")
 
 
-def test_pretrained_model_tokenizer_offline():
-    """The default model's tokenizer from the model cache (builds the cache on first use: slow once)."""
-    named = refs.load_reference("smollm2-135m-instruct")
-    assert named.vocab_size == 49152
+def test_a_transformers_tokenizer_behind_the_same_interface():
+    """The caller hands in any transformers tokenizer (the pretrained model's comes from
+    helpers.instruct.models.load_tokenizer: tests/test_foundation.py); no special tokens are added."""
+    from tiny_llama import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    named = refs.from_transformers("tiny", tok)
+    assert (named.name, named.vocab_size) == ("tiny", len(tok))
     ids = named.encode("Hello world")
-    assert ids and refs.pretrained_model_tokenizer().decode(ids) == "Hello world"
+    assert ids == tok("Hello world", add_special_tokens=False)["input_ids"] and tok.decode(ids) == "Hello world"
+    with pytest.raises(KeyError, match="from_transformers"):
+        refs.load_reference("smollm2-135m-instruct")
 
 
 # ---- the parallel text -----------------------------------------------------------------------
@@ -105,7 +112,7 @@ def test_parallel_text_is_aligned_and_split():
     [
         ('{"not_meta": 1}\n', "header"),
         ('{"_meta": {"format_version": 2}}\n', "format_version"),
-        ('{"_meta": {"format_version": 1}}\n{"id": "x"}\n', "fields"),
+        ('{"_meta": {"format_version": 1}}\n{"id": "x"}\n', "line 2: field 'kind' is missing"),
         (
             '{"_meta": {"format_version": 1}}\n{"id": "x", "kind": "faq", "topic": "t", "split": "dev", '
             '"en": "a", "it": "b"}\n',

@@ -16,15 +16,12 @@ from hypothesis import strategies as st
 
 from helpers.core import data
 from helpers.core.data import pretraining_text
-from helpers.course.profiles import Profile, TokenizerSizes
 from helpers.scratch.parallel_text import load_parallel, side
 from helpers.scratch.tokenizer import (
-    COURSE_FILE,
     DEFAULT_SPECIAL_TOKENS,
     GPT4_SPLIT_PATTERN,
     BPETokenizer,
     TokenizerFileError,
-    course_tokenizer,
     train_merges,
 )
 from tests.notebook_defs import load_definitions
@@ -433,24 +430,6 @@ def test_eot_id_without_endoftext_is_a_clear_error():
     tok = BPETokenizer.train("abc abc", 260, special_tokens=["<|im_start|>"])
     with pytest.raises(KeyError, match="endoftext"):
         _ = tok.eot_id
-
-
-# ---- the course tokenizer -------------------------------------------------------------------
-
-
-def test_course_tokenizer_trains_saves_reloads_and_repairs(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_ARTIFACTS_DIR", str(tmp_path))
-    profile = Profile("ci", tokenizer=TokenizerSizes(train_chars=20_000, vocab_size=320))
-    first = course_tokenizer(profile)
-    path = tmp_path / "tokenizer" / COURSE_FILE
-    assert path.is_file() and first.vocab_size == 320
-    assert first == BPETokenizer.train(pretraining_text(20_000), 320)  # deterministic
-    stamp = path.stat().st_mtime_ns
-    assert course_tokenizer(profile) == first and path.stat().st_mtime_ns == stamp  # loaded, not retrained
-    path.write_text(path.read_text(encoding="utf-8")[:100], encoding="utf-8")  # damaged: rebuilt
-    assert course_tokenizer(profile) == first
-    other = Profile("ci", tokenizer=TokenizerSizes(train_chars=20_000, vocab_size=300))
-    assert course_tokenizer(other).vocab_size == 300  # another profile's file is not reused
 
 
 def test_train_merges_docstring_example():

@@ -9,6 +9,8 @@ Every saver in `helpers` goes through here:
 - `clean_stale`: temporary files and folders left by a killed write (they carry our prefix and the pid
   of the process that made them) are removed at the next save into the same folder.
 A full disk is reported as `DiskFullError` naming the folder, instead of the OS's bare errno.
+Reading JSONL data files has its home here too (`read_jsonl`): one reader whose errors name the file, the
+line and the field, for the FAQ, the privacy test set and the parallel text alike.
 
 Left out on purpose: locking between processes (the course writes each artifact from one process; the
 data-parallel loop writes from rank 0 only) and the folder fsync that makes a *rename* durable across a
@@ -22,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +33,10 @@ TMP_PREFIX = ".tmp-"  # every temporary name starts with this, then the target's
 
 class DiskFullError(OSError):
     """The disk (or the quota) filled up while saving; nothing already saved was touched."""
+
+
+class DataFormatError(ValueError):
+    """A data file line that cannot be used: the message names the file, the line and the field."""
 
 
 def _tmp_name(target: Path) -> str:
@@ -152,3 +158,70 @@ def _restore_backup(folder: Path) -> None:
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(backup, folder)
+
+
+# ----------------------------------------------------------------------------- reading JSONL
+
+
+def _jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; anything but one JSON object per line is an error."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(f"{where} is not valid JSON ({err.msg}): write one JSON object per line, "
+                                      "or delete the line") from err
+            if not isinstance(row, dict):
+                raise DataFormatError(f"{where} is a {type(row).__name__}, not a JSON object: "
+                                      "write one {...} per line")
+            yield lineno, row
+
+
+def _is_note(row: dict) -> bool:
+    """A line whose keys all start with '_' ({"_about": ...}, {"_meta": ...}) describes the file, not data."""
+    return bool(row) and all(str(k).startswith("_") for k in row)
+
+
+def read_jsonl(path: str | os.PathLike, fields: Sequence[str] = ()) -> list[dict]:
+    """The data rows of a JSONL file, each checked to have every field in `fields` as a non-empty string.
+
+    Blank lines and note lines (every key starts with '_', e.g. `{"_about": "..."}`) are skipped; read the
+    notes with `read_jsonl_notes`. '{"id": "a", "q": "Hi?"}' with fields ("id", "q") -> [{"id": "a", "q": "Hi?"}].
+    Raises FileNotFoundError naming the path, and DataFormatError naming file, line and field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: pass the path of a JSONL file (one JSON object per line)")
+    rows = []
+    for lineno, row in _jsonl_objects(path):
+        if _is_note(row):
+            continue
+        for name in fields:
+            where = f"{path.name} line {lineno}: field {name!r}"
+            if name not in row:
+                raise DataFormatError(f"{where} is missing (every line needs {list(fields)})")
+            if not isinstance(row[name], str):
+                raise DataFormatError(f"{where} must be a string, got {type(row[name]).__name__} "
+                                      f"{row[name]!r}: quote it")
+            if not row[name].strip():
+                raise DataFormatError(f"{where} is empty: write the text, or delete the line")
+        rows.append(row)
+    if not rows:
+        raise DataFormatError(f"{path.name} has no data lines: add at least one JSON object")
+    return rows
+
+
+def read_jsonl_notes(path: str | os.PathLike) -> dict:
+    """The note lines of a JSONL file merged into one dict: {"_meta": {...}, "_about": "..."} (or {})."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: pass the path of a JSONL file (one JSON object per line)")
+    notes: dict = {}
+    for _, row in _jsonl_objects(path):
+        if _is_note(row):
+            notes.update(row)
+    return notes

@@ -357,11 +357,12 @@ def _ex02_3(answer: Any) -> Feedback:
 
 # --- 03 pretraining ---------------------------------------------------------------------------------
 def _ci_tiny_gpt():
+    from helpers.course.catchup import gpt_config
     from helpers.course.profiles import get_profile
-    from helpers.scratch.gpt import GPT, GPTConfig
+    from helpers.scratch.gpt import GPT
 
     sizes = get_profile("ci").pretrain
-    return GPT(GPTConfig.from_profile(sizes, vocab_size=get_profile("ci").tokenizer.vocab_size)), sizes
+    return GPT(gpt_config(sizes, vocab_size=get_profile("ci").tokenizer.vocab_size)), sizes
 
 
 @exercise(
@@ -369,9 +370,9 @@ def _ci_tiny_gpt():
     1,
     "What the ci run cost",
     "With 6·N·D, how many FLOPs does pretraining the tiny GPT of the "
-    "`ci` profile cost? N = `matmul_params(model)` of `GPT(GPTConfig.from_profile(get_profile('ci')."
-    "pretrain, vocab_size=1024))`, D = tokens seen in `max_steps` steps of `batch_size` rows of "
-    "`block_size` tokens.",
+    "`ci` profile cost? N = `matmul_params(model)` of `GPT(gpt_config(get_profile('ci')."
+    "pretrain, vocab_size=1024))` (gpt_config: helpers.course.catchup), D = tokens seen in `max_steps` "
+    "steps of `batch_size` rows of `block_size` tokens.",
 )
 def _ex03_1(answer: Any) -> Feedback:
     from helpers.measure.costs import full_training_flops, matmul_params
@@ -533,7 +534,8 @@ def _ex04_2(answer: Any) -> Feedback:
     "on response tokens only, -100 everywhere else.",
 )
 def _ex05_1(fn: Any) -> Feedback:
-    from helpers.instruct.tuning import IGNORE_INDEX, mask_prompt
+    from helpers.core.batches import IGNORE_INDEX
+    from helpers.instruct.masking import mask_prompt
 
     for prompt, response in (([5, 6], [7, 8]), ([1, 2, 3], [4]), ([9], [10, 11, 12])):
         got = _call(fn, list(prompt), list(response))

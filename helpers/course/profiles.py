@@ -67,7 +67,7 @@ class InstructSizes:
     lora_dropout: float = 0.05
 
 
-# = helpers.instruct.tuning.SENTIMENT_PROMPT (not imported: profiles stay free of heavy imports)
+# = helpers.instruct.instructions.SENTIMENT_PROMPT (not imported: profiles stay free of heavy imports)
 COURSE_INSTRUCTION = (
     "Classify the sentiment of this review as positive or negative. Answer with one word.\n\nReview: {review}"
 )
@@ -78,7 +78,7 @@ class CompareSizes:
     """Notebook 06: train vs instruct (helpers.experiment.compare): routes A/A0 = tiny GPT, route B = LoRA."""
 
     # The instruction every route reads ({review} = where the review goes). ci: short, because ci's tiny GPT
-    # has a 64-token context; cpu/gpu: the course's instruction (helpers.instruct.tuning.SENTIMENT_PROMPT).
+    # has a 64-token context; cpu/gpu: the course's instruction (helpers.instruct.instructions.SENTIMENT_PROMPT).
     instruction: str = "Is this review positive or negative?\n\n{review}"
     n_ladder: tuple[int, ...] = (4, 16)  # labelled examples per run, every route (N = 0, untuned, is added)
     scratch_extra_n: tuple[int, ...] = (64,)  # larger N for routes A/A0 only: the tiny GPT is cheap

@@ -34,13 +34,13 @@ D.M. 23/12/1976 (codice fiscale check character, omocodia); ITU-T E.164 (at most
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.core.data import PROJECT_DATA_DIR
+from helpers.core.io import read_jsonl
 from helpers.core.netguard import NetworkBlockedError, NetworkGuard, block_network, guard, offline, unblock_network
 
 __all__ = [
@@ -382,21 +382,11 @@ CUSTOMER_MESSAGES = DATA_DIR / "customer_messages.jsonl"  # 30 fictional message
 
 
 def load_jsonl(path: str | Path = TESTSET) -> list[dict]:
-    """Records of a JSONL file (one object per line, `{"_about": ...}` comment records skipped)."""
+    """Records of a privacy JSONL file (`{"_about": ...}` notes skipped): `helpers.core.io.read_jsonl`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the privacy data lives in data/privacy/ of the checkout")
-    records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path.name} line {n} is not JSON ({err.msg}): fix or delete the line") from err
-        if "_about" not in record:
-            records.append(record)
-    return records
+    return read_jsonl(path)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ One task — the sentiment of held-out reviews — one fixed test set, one instr
 - A  ("scratch"): our tokenizer + our tiny GPT pretrained on review text, then every weight tuned on N
   labelled examples (full fine-tuning);
 - A0 ("scratch-no-pretrain"): the same GPT from random weights, tuned on the same N examples;
-- B  ("instruct"): the pretrained model + LoRA (`helpers.instruct.tuning.tune`) on the same N examples.
+- B  ("instruct"): the pretrained model + LoRA (`helpers.instruct.lora.tune`) on the same N examples.
 All three train through the one loop (`helpers.core.training.train`) and return its RunRecord; this module
 adds the accuracy, the test set's identity and the experiment's facts (N, label noise) to it.
 
@@ -42,7 +42,7 @@ import torch
 
 from helpers.core.data import LABEL_NAMES
 from helpers.core.records import RunRecord
-from helpers.instruct import tuning
+from helpers.instruct import instructions, lora, masking, packing, templates
 from helpers.measure.flops import training_flops_per_token
 
 EXPERIMENT = (
@@ -56,7 +56,7 @@ ROUTE_LABELS = {
 }
 ANSWERS = tuple(LABEL_NAMES[i] for i in sorted(LABEL_NAMES))  # ("negative", "positive"): index = label
 # The instruction every route reads (a profile may choose another: CompareSizes.instruction). Shorter than
-# helpers.instruct.tuning.SENTIMENT_PROMPT: the `ci` tiny GPT has 64 tokens of context for markup + instruction +
+# helpers.instruct.instructions.SENTIMENT_PROMPT: the `ci` tiny GPT has 64 tokens of context for markup + instruction +
 # review + answer, and SENTIMENT_PROMPT alone takes ~45 of them with the `ci` tokenizer.
 TASK_PROMPT = "Is this review positive or negative?\n\n{review}"
 # ChatML, the chat format SmolLM2 uses, written with the course tokenizer's own special tokens (minus
@@ -80,11 +80,11 @@ def check_prompt(prompt: str) -> str:
 
 def task_examples(
     texts: Sequence[str], labels: Sequence[int], prompt: str = TASK_PROMPT
-) -> list[tuning.Example]:
+) -> list[instructions.Example]:
     """Reviews and labels as instructions: prompt.format(review=text) -> "positive" / "negative"."""
     check_prompt(prompt)
     return [
-        tuning.Example(prompt.replace("{review}", t), ANSWERS[int(y)], source="reviews")
+        instructions.Example(prompt.replace("{review}", t), ANSWERS[int(y)], source="reviews")
         for t, y in zip(texts, labels, strict=True)
     ]
 
@@ -111,7 +111,7 @@ class Cropper:
     """Cut reviews so that instruction + review + the longest answer fit a model's context.
 
     Counts tokens with `tokenizer` (the tiny GPT's, the smallest context) and the same rendering the
-    model trains on (`helpers.instruct.tuning.encode`). A review that fits is returned unchanged; a longer one
+    model trains on (`helpers.instruct.masking.encode`). A review that fits is returned unchanged; a longer one
     keeps its first tokens. Cropper(tok, 64)(["a long review ..."]) -> ["a long rev"].
     """
 
@@ -119,7 +119,7 @@ class Cropper:
         self.tokenizer, self.context, self.prompt = tokenizer, context, check_prompt(prompt)
         longest = max(ANSWERS, key=lambda a: len(self._ids(a)))
         self._longest = longest
-        overhead = len(tuning.encode(tokenizer, self._example("")))
+        overhead = len(masking.encode(tokenizer, self._example("")))
         self.review_tokens = context - overhead  # tokens left for the review itself
         if self.review_tokens < 8:
             raise ValueError(
@@ -130,11 +130,11 @@ class Cropper:
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _example(self, review: str) -> tuning.Example:
+    def _example(self, review: str) -> instructions.Example:
         return task_examples([review], [ANSWERS.index(self._longest)], self.prompt)[0]
 
     def _fits(self, review: str) -> bool:
-        return len(tuning.encode(self.tokenizer, self._example(review))) <= self.context
+        return len(masking.encode(self.tokenizer, self._example(review))) <= self.context
 
     def crop(self, review: str) -> str:
         if self._fits(review):
@@ -229,7 +229,7 @@ def flip_labels(labels: Sequence[int], fraction: float, seed: int = 0) -> np.nda
 
 def training_examples(
     n: int, noise: float = 0.0, crop: Cropper | None = None, seed: int = 0, prompt: str = TASK_PROMPT
-) -> list[tuning.Example]:
+) -> list[instructions.Example]:
     """The first n labelled pool reviews (balanced, disjoint from the test set) as sentiment instructions,
     cut like the test set, with a `noise` fraction of their labels flipped."""
     from helpers.core.data import labelled_pool
@@ -296,7 +296,7 @@ def answer_ids(tokenizer) -> list[list[int]]:
     """Token ids of each answer word, in label order, checked to be how a training response begins."""
     ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in ANSWERS]
     for answer, a_ids in zip(ANSWERS, ids, strict=True):
-        rendered = tuning.render(tokenizer, task_examples(["x"], [ANSWERS.index(answer)])[0])
+        rendered = templates.render(tokenizer, task_examples(["x"], [ANSWERS.index(answer)])[0])
         response = tokenizer(rendered.response, add_special_tokens=False)["input_ids"]
         if response[: len(a_ids)] != a_ids:
             raise ValueError(
@@ -390,7 +390,7 @@ class ScratchRoute:
     """Routes A and A0: our tokenizer and GPT, every weight trained through the loop.
 
     `tokenizer` is the course tokenizer as a transformers tokenizer with the ChatML template
-    (`course_chat_tokenizer`), so examples are rendered by `helpers.instruct.tuning` exactly as for route B.
+    (`course_chat_tokenizer`), so examples are rendered by `helpers.instruct.templates` exactly as for route B.
     `base` = the pretrained GPT (route A) or None (route A0: fresh weights of `config`, seeded).
     """
 
@@ -412,7 +412,7 @@ class ScratchRoute:
         torch.manual_seed(self.seed)
         return GPT(self.config)
 
-    def tune(self, examples: Sequence[tuning.Example], name: str, steps: int | None = None, model=None):
+    def tune(self, examples: Sequence[instructions.Example], name: str, steps: int | None = None, model=None):
         """Full fine-tuning on `examples` -> (model in eval mode, RunRecord). An example longer than the
         context keeps its prompt and loses the end of its answer (counted in extra["examples_truncated"])."""
         from helpers.core.batches import ListBatches
@@ -420,8 +420,8 @@ class ScratchRoute:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the counts go into the record
-            report = tuning.encode_all(self.tokenizer, examples, self.context, too_long="truncate")
-        batches = tuning.pad_batches(report.examples, self.recipe.batch_size, self.pad_id, seed=self.seed)
+            report = masking.encode_all(self.tokenizer, examples, self.context, too_long="truncate")
+        batches = packing.pad_batches(report.examples, self.recipe.batch_size, self.pad_id, seed=self.seed)
         steps = steps or self.recipe.steps(len(batches))
         model = model if model is not None else self.fresh_model()
         # counted as pretraining counts (attention at the full context), so route A's own compute adds up
@@ -471,7 +471,7 @@ class ScratchRoute:
 
 
 class LoraRoute:
-    """Route B: a pretrained model (fresh from `load_fn` for every run) + LoRA via `helpers.instruct.tuning.tune`.
+    """Route B: a pretrained model (fresh from `load_fn` for every run) + LoRA via `helpers.instruct.lora.tune`.
 
     `sizes` is the profile's InstructSizes (LoRA rank, alpha, dropout, max_length); `recipe` replaces its
     learning rate, batch size and steps for this experiment.
@@ -490,22 +490,22 @@ class LoraRoute:
         self.tokenizer, self.spec = loaded.tokenizer, loaded.spec
         return loaded
 
-    def steps_for(self, examples: Sequence[tuning.Example]) -> int:
+    def steps_for(self, examples: Sequence[instructions.Example]) -> int:
         """Steps for these examples: packed rows (as `tune` will pack them) -> batches per epoch."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = tuning.encode_all(self.tokenizer, examples, self.sizes.max_length)
+            report = masking.encode_all(self.tokenizer, examples, self.sizes.max_length)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        rows = tuning.pack(report.examples, self.sizes.max_length, pad)
+        rows = packing.pack(report.examples, self.sizes.max_length, pad)
         return self.recipe.steps(math.ceil(len(rows) / self.recipe.batch_size))
 
-    def tune(self, examples: Sequence[tuning.Example], name: str, steps: int | None = None):
+    def tune(self, examples: Sequence[instructions.Example], name: str, steps: int | None = None):
         loaded = self._load()
         steps = steps or self.steps_for(examples)
         sizes = replace(
             self.sizes, max_steps=steps, learning_rate=self.recipe.lr, batch_size=self.recipe.batch_size
         )
-        result = tuning.tune(
+        result = lora.tune(
             loaded, sizes, list(examples), seed=self.seed, name=name, route=self.route, progress=False
         )
         result.record.extra["padding_waste"] = round(result.padding_waste, 4)
@@ -585,9 +585,9 @@ def faq_split(train_rows: int, eval_rows: int):
     questions about those facts. The training file lists each fact's 4 rows together, so 8 rows = 2 facts."""
     if train_rows < 1 or eval_rows < 1:
         raise ValueError(f"train_rows and eval_rows must be >= 1, got {train_rows} and {eval_rows}")
-    train = tuning.load_faq("train", train_rows)
+    train = instructions.load_faq("train", train_rows)
     facts = {i.fact for i in train}
-    held = [i for i in tuning.load_faq("heldout") if i.fact in facts][:eval_rows]
+    held = [i for i in instructions.load_faq("heldout") if i.fact in facts][:eval_rows]
     return train, held
 
 
@@ -601,11 +601,11 @@ def adapt_to_faq(route, train_items, eval_items, steps: int, max_new_tokens: int
     from helpers.instruct.scoring import prompt_ids, score_faq
 
     if isinstance(route, LoraRoute):
-        examples = tuning.faq_examples(train_items)
-        asked = tuning.faq_examples(eval_items)
+        examples = instructions.faq_examples(train_items)
+        asked = instructions.faq_examples(eval_items)
     else:
-        examples = [tuning.Example(i.question, i.answer, source=f"faq:{i.id}") for i in train_items]
-        asked = [tuning.Example(i.question, i.answer, source=f"faq:{i.id}") for i in eval_items]
+        examples = [instructions.Example(i.question, i.answer, source=f"faq:{i.id}") for i in train_items]
+        asked = [instructions.Example(i.question, i.answer, source=f"faq:{i.id}") for i in eval_items]
     model, record = route.tune(examples, f"{route.key} FAQ adaptation", steps=steps)
     start = time.perf_counter()
     score = score_faq(

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.core.io import replace_dir
+
 CACHE_ENV = "COURSE_CACHE_DIR"
 CACHE_FORMAT = 1  # bump when the cache layout changes: old caches are rebuilt, never misread
 
@@ -253,13 +255,14 @@ def quiet_loading() -> Iterator[None]:
 
 
 def _build_cache(spec: ModelSpec, folder: Path) -> None:
-    """Dequantise the verified GGUF and write model + tokenizer + manifest atomically (temp dir + rename)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Dequantise the verified GGUF and write model + tokenizer + manifest into a temporary folder that
+    replaces `folder` only when complete (`helpers.core.io.replace_dir`)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a model is loaded
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{spec.name}-") as tmp:
-        tmp_path = Path(tmp)
-        gguf = verified_gguf(spec, tmp_path)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{spec.name}-gguf-") as work, \
+            replace_dir(folder) as out:
+        gguf = verified_gguf(spec, Path(work))
         with quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -270,7 +273,6 @@ def _build_cache(spec: ModelSpec, folder: Path) -> None:
             model.is_quantized = False
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        out = tmp_path / "model"
         with quiet_loading():
             model.save_pretrained(out)
             tokenizer.save_pretrained(out)
@@ -283,9 +285,6 @@ def _build_cache(spec: ModelSpec, folder: Path) -> None:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(out, folder)
 
 
 def ensure_cached(name: str = DEFAULT_MODEL) -> Path:
@@ -297,6 +296,19 @@ def ensure_cached(name: str = DEFAULT_MODEL) -> Path:
         gguf_location(spec)  # clear error before any work if the package is missing
         _build_cache(spec, folder)
     return folder
+
+
+@functools.cache
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """The tokenizer of a registry model, from the offline cache (a transformers tokenizer).
+
+    The first call on a machine builds the cache (~20 s); later calls take well under a second.
+    """
+    from transformers import AutoTokenizer  # heavy: only when a tokenizer is loaded
+
+    folder = ensure_cached(name)
+    with quiet_loading():
+        return AutoTokenizer.from_pretrained(folder)
 
 
 def load_model(
@@ -346,7 +358,7 @@ def chat(loaded: LoadedModel, question: str, max_new_tokens: int = 40) -> str:
     if not getattr(tok, "chat_template", None):
         raise ValueError(
             f"{loaded.spec.name if loaded.spec else 'this model'} has no chat template: use "
-            "helpers.instruct.tuning.format_example (simple template) or a model with one"
+            "helpers.instruct.templates.render (its SIMPLE_TEMPLATE) or a model with one"
         )
     enc = tok.apply_chat_template(
         [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from helpers.instruct import tuning
+from helpers.core.data import labelled_pool
+from helpers.instruct.instructions import SENTIMENT_ANSWERS, Example, FaqItem, faq_examples, sentiment_prompt
+from helpers.instruct.templates import encode_prompt, render
 
 # ----------------------------------------------------------------------------- the scorer
 
@@ -98,7 +100,7 @@ def score_sentiment(generations: Sequence[str], labels: Sequence[int]) -> Score:
     """Score generations against labels (1 = positive, 0 = negative)."""
     if len(generations) != len(labels):
         raise ValueError(f"{len(generations)} generations but {len(labels)} labels: they must pair up")
-    expected = [tuning.SENTIMENT_ANSWERS[int(y)] for y in labels]
+    expected = [SENTIMENT_ANSWERS[int(y)] for y in labels]
     parsed = [parse_sentiment(g) for g in generations]
     return _score(pd.DataFrame({
         "expected": expected, "generated": list(generations), "parsed": [p or "(none)" for p in parsed],
@@ -107,7 +109,7 @@ def score_sentiment(generations: Sequence[str], labels: Sequence[int]) -> Score:
     }))
 
 
-def score_faq(generations: Sequence[str], items: Sequence[tuning.FaqItem]) -> Score:
+def score_faq(generations: Sequence[str], items: Sequence[FaqItem]) -> Score:
     """Score generated answers against the FAQ items' keys."""
     if len(generations) != len(items):
         raise ValueError(f"{len(generations)} generations but {len(items)} FAQ items: they must pair up")
@@ -165,33 +167,31 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens:
     return out
 
 
-def prompt_ids(tokenizer, examples: Sequence[tuning.Example]) -> list[list[int]]:
+def prompt_ids(tokenizer, examples: Sequence[Example]) -> list[list[int]]:
     """The token ids a model reads before answering each example (chat template or the simple one)."""
-    return [tuning.encode_prompt(tokenizer, tuning.render(tokenizer, e)) for e in examples]
+    return [encode_prompt(tokenizer, render(tokenizer, e)) for e in examples]
 
 
 def sentiment_shots(k: int) -> tuple[tuple[str, str], ...]:
     """k labelled reviews from the training pool as few-shot turns (balanced: negative, positive, ...)."""
-    from helpers.core.data import labelled_pool
-
     pool = labelled_pool(k) if k else []
-    return tuple((tuning.sentiment_prompt(t), tuning.SENTIMENT_ANSWERS[int(y)])
+    return tuple((sentiment_prompt(t), SENTIMENT_ANSWERS[int(y)])
                  for t, y in zip(pool["text"], pool["label"], strict=True)) if k else ()
 
 
 def sentiment_accuracy(model, tokenizer, reviews: pd.DataFrame, shots: int = 0, max_new_tokens: int = 4,
                        batch_size: int = 16) -> Score:
-    """Accuracy on reviews (text, label) asked with tuning.SENTIMENT_PROMPT, zero-shot or with `shots`."""
+    """Accuracy on reviews (text, label) asked with instructions.SENTIMENT_PROMPT, zero-shot or with `shots`."""
     turns = sentiment_shots(shots)
-    examples = [tuning.Example(tuning.sentiment_prompt(t), "-", shots=turns) for t in reviews["text"]]
+    examples = [Example(sentiment_prompt(t), "-", shots=turns) for t in reviews["text"]]
     gens = generate(model, tokenizer, prompt_ids(tokenizer, examples), max_new_tokens, batch_size)
     return score_sentiment(gens, list(reviews["label"]))
 
 
-def faq_accuracy(model, tokenizer, items: Sequence[tuning.FaqItem], max_new_tokens: int = 40,
+def faq_accuracy(model, tokenizer, items: Sequence[FaqItem], max_new_tokens: int = 40,
                  batch_size: int = 16) -> Score:
     """Fact accuracy on FAQ questions, asked with the Zefiro Bikes system prompt."""
-    prompts = prompt_ids(tokenizer, tuning.faq_examples(items))
+    prompts = prompt_ids(tokenizer, faq_examples(items))
     gens = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     return score_faq(gens, items)
 

@@ -9,8 +9,8 @@ What is here:
   generic training loop needs nothing GPT-specific.
 - `GPT.generate` / `GPT.stream`: temperature, top-k, top-p, stop tokens, with a KV cache (or without,
   as the reference it must equal).
-- `save_gpt` / `load_gpt`: safetensors + JSON config, atomic writes, no pickle; `course_gpt()` loads the
-  pretrained tiny GPT that notebook 03 saves.
+- `save_gpt` / `load_gpt`: safetensors + JSON config, atomic writes, no pickle. (Where the course keeps
+  its pretrained tiny GPT, and the catch-up that rebuilds it, is `helpers.course.catchup`.)
 
 Left out on purpose: rotary embeddings, RMSNorm, grouped-query attention, weight loading from hub
 checkpoints — the course needs one clear GPT, and GPT-2's layout is the one transformers, pipelines
@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -35,10 +34,11 @@ import torch  # helpers/__init__ ran first (as the parent package) and set OMP_W
 import torch.nn as nn
 from torch.nn import functional as F
 
+from helpers.core.io import replace_dir, write_bytes, write_json
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1  # bump when the saved layout changes; load_gpt refuses versions it does not know
-COURSE_GPT_DIR = "tiny_gpt"  # artifacts/tiny_gpt: where notebook 03 saves the pretrained model
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,6 @@ class GPTConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown GPT preset {name!r}: choose one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
-
-    @classmethod
-    def from_profile(cls, sizes, vocab_size: int, **overrides) -> GPTConfig:
-        """The config for a profile section: from_profile(get_profile().pretrain, tokenizer.vocab_size)."""
-        picked = {f: getattr(sizes, f) for f in ("n_layer", "n_head", "n_embd", "block_size")}
-        return cls(vocab_size=vocab_size, **{**picked, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict) -> GPTConfig:
@@ -226,6 +220,7 @@ class GPT(nn.Module):
         if idx.dim() != 2:
             raise ValueError(f"GPT expects token ids of shape (batch, time), got shape {tuple(idx.shape)}: "
                              "add a batch dimension with idx[None]")
+        check_token_ids(idx, self.config.vocab_size)
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.config.block_size:
@@ -340,6 +335,20 @@ class GPT(nn.Module):
             self.train(was_training)
 
 
+def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
+    """Refuse ids the embedding has no row for, naming the id (torch would say "index out of range in self",
+    or on a GPU abort with a device-side assert). One reduction per call: a sync on GPUs, cheap next to a step."""
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise ValueError(f"token ids must be integers (torch.long), got dtype {idx.dtype}: pass the ids the "
+                         "tokenizer returns, e.g. torch.tensor(tok.encode(text))")
+    outside = (idx < 0) | (idx >= vocab_size)
+    if bool(outside.any()):
+        token = int(idx[outside][0])
+        raise ValueError(f"token id {token} is outside the model's vocabulary (vocab_size={vocab_size}: ids 0.."
+                         f"{vocab_size - 1}): encode with the tokenizer this model was built for, or build the "
+                         f"model with GPTConfig(vocab_size >= {max(token + 1, vocab_size)})")
+
+
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Mean next-token cross-entropy: logits (B, T, V), targets (B, T); ignore_index targets are skipped."""
     flat = logits.reshape(-1, logits.size(-1))  # (B*T, V)
@@ -384,25 +393,14 @@ def sample_next_token(
 
 
 # ---- save / load -----------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_gpt(model: GPT, folder: str | os.PathLike) -> Path:
-    """Save `model` as folder/model.safetensors + folder/config.json (each written atomically).
+    """Save `model` as folder/model.safetensors + folder/config.json; the folder is replaced as a whole.
 
-    The tied LM head is not stored twice: it *is* the token embedding. config.json records the sha256
-    of the weights, so load_gpt notices a weights file that belongs to another save.
+    Both files are written into a temporary folder beside `folder`, which is swapped in only when both are
+    complete (helpers.core.io.replace_dir): an interrupted save leaves the previous model loadable, and any
+    other file in the old folder goes with it. A non-empty folder that is not a saved model (no config.json)
+    is refused rather than replaced. The tied LM head is not stored twice: it *is* the token embedding.
+    config.json records the sha256 of the weights, so load_gpt notices a weights file from another save.
     """
     from safetensors.torch import save
 
@@ -412,14 +410,19 @@ def save_gpt(model: GPT, folder: str | os.PathLike) -> Path:
         raise TypeError(f"save_gpt saves a helpers.scratch.gpt.GPT, got {type(model).__name__}: for a transformers "
                         "model use its save_pretrained(folder)")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file: save_gpt saves into a folder; pass a folder path")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG_FILE).is_file():
+        raise FileExistsError(f"{folder} holds files but no saved model ({CONFIG_FILE}); save_gpt replaces the "
+                              "whole folder, so pass a new or empty folder, e.g. folder / 'tiny_gpt'")
     state = model.state_dict()
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if k != "lm_head.weight"}
     blob = save(tensors, metadata={"format": "pt"})
-    _atomic_write_bytes(folder / WEIGHTS_FILE, blob)
     meta = {"format_version": FORMAT_VERSION, "config": asdict(model.config),
             "weights_sha256": hashlib.sha256(blob).hexdigest()}
-    _atomic_write_bytes(folder / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    with replace_dir(folder) as tmp:
+        write_bytes(tmp / WEIGHTS_FILE, blob)
+        write_json(tmp / CONFIG_FILE, meta)
     return folder
 
 
@@ -469,21 +472,6 @@ def load_gpt(folder: str | os.PathLike, device: str | torch.device = "cpu") -> G
         )
     model.load_state_dict(tensors, strict=False)  # lm_head.weight is tied to wte, loaded with it
     return model.to(device)
-
-
-def course_gpt(profile=None, device: str | torch.device = "cpu") -> GPT | None:
-    """The pretrained tiny GPT that notebook 03 saves in artifacts/tiny_gpt, or None if it is not there.
-
-    Loading only, whatever it was trained with (`profile` is not checked). The catch-up path — load it if
-    it was made with this profile and tokenizer, else pretrain it now — is
-    `helpers.scratch.pretrain.pretrained_tiny_gpt(profile)`, which uses save_gpt/load_gpt from here.
-    """
-    from helpers.course.artifacts import artifacts_dir
-
-    folder = artifacts_dir(COURSE_GPT_DIR, create=False)
-    if not (folder / CONFIG_FILE).is_file():
-        return None
-    return load_gpt(folder, device=device)
 
 
 # ---- interoperability ------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ tokenizers on one side. Left out: sentence-level alignment (pairs are aligned by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from helpers.core.data import PROJECT_DATA_DIR
+from helpers.core.io import DataFormatError, read_jsonl, read_jsonl_notes
 
 PARALLEL_FILE = PROJECT_DATA_DIR / "parallel_en_it" / "parallel_en_it.jsonl"
 FORMAT_VERSION = 1
@@ -37,34 +37,18 @@ def _load(path: Path) -> tuple[ParallelPair, ...]:
             f"{path.name} is missing: it ships with the repository in data/parallel_en_it/ "
             "(restore it with `git checkout data/parallel_en_it`)"
         )
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        meta = json.loads(lines[0])["_meta"]
-    except (IndexError, KeyError, json.JSONDecodeError) as err:
-        raise ValueError(
-            f'{path.name}: line 1 must be the header {{"_meta": ...}}; restore the file from git'
-        ) from err
+    meta = read_jsonl_notes(path).get("_meta")
+    if not isinstance(meta, dict):
+        raise DataFormatError(f'{path.name}: line 1 must be the header {{"_meta": ...}}; restore the file from git')
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
+        raise DataFormatError(
             f"{path.name}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
         )
-    pairs = []
-    for n, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            pair = ParallelPair(**{k: rec[k] for k in FIELDS})
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{path.name} line {n}: expected a JSON object with fields {FIELDS} ({err})"
-            ) from err
-        if pair.split not in SPLITS or not pair.en.strip() or not pair.it.strip():
-            raise ValueError(
-                f"{path.name} line {n}: split must be one of {SPLITS} and en/it must be non-empty"
-            )
-        pairs.append(pair)
-    return tuple(pairs)
+    pairs = tuple(ParallelPair(**{k: rec[k] for k in FIELDS}) for rec in read_jsonl(path, FIELDS))
+    for pair in pairs:
+        if pair.split not in SPLITS:
+            raise DataFormatError(f"{path.name}: pair {pair.id!r}: split must be one of {SPLITS}, got {pair.split!r}")
+    return pairs
 
 
 def load_parallel(split: str | None = None, path: str | Path | None = None) -> list[ParallelPair]:

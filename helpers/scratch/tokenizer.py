@@ -49,7 +49,7 @@ DEFAULT_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # end 
 EOT = "<|endoftext|>"
 FORMAT_NAME = "course-bpe"
 FORMAT_VERSION = 1  # bump when the file layout changes; load() refuses versions it does not know
-COURSE_FILE = "course.bpe"  # the course tokenizer inside artifacts_dir("tokenizer")
+COURSE_FILE = "course.bpe"  # the course tokenizer's file name (helpers.course.catchup keeps it in artifacts/tokenizer/)
 MAX_VOCAB = 1_000_000  # ids are stored as characters while training/encoding (Unicode ends at 0x10FFFF)
 _NO_MERGE = chr(0x10FFFF)  # sorts after every id character: "no merge for this pair"
 
@@ -602,38 +602,3 @@ def _atomic_write(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def course_tokenizer(profile=None, retrain: bool = False) -> BPETokenizer:
-    """The course tokenizer: loaded from artifacts/tokenizer/ if it is there, valid and made for this
-    profile (and not `retrain`); otherwise trained on `pretraining_text(profile.tokenizer.train_chars)`
-    with `profile.tokenizer.vocab_size` and saved there.
-
-    Deterministic (same text, same rules, same merges) and about a second under the `ci` profile.
-    """
-    from helpers.core.data import pretraining_text
-    from helpers.course.artifacts import artifacts_dir
-    from helpers.course.profiles import get_profile
-
-    profile = profile or get_profile()
-    sizes = profile.tokenizer
-    meta = {
-        "corpus": "helpers.core.data.pretraining_text",
-        "train_chars": sizes.train_chars,
-        "requested_vocab_size": sizes.vocab_size,
-    }
-    path = artifacts_dir("tokenizer") / COURSE_FILE
-    if path.is_file() and not retrain:
-        try:
-            tok = BPETokenizer.load(path)
-            if (
-                tok.meta == meta
-                and tok.pattern == GPT4_SPLIT_PATTERN
-                and list(tok.special_tokens) == DEFAULT_SPECIAL_TOKENS
-            ):
-                return tok
-        except (TokenizerFileError, OSError):
-            pass  # damaged or from another profile: rebuild it (it is fully determined by the profile)
-    tok = BPETokenizer.train(pretraining_text(sizes.train_chars), sizes.vocab_size, meta=meta)
-    tok.save(path)
-    return tok

@@ -5,11 +5,12 @@ import math
 
 def exercise_1():
     from helpers.measure.costs import matmul_params
-    from helpers.scratch.gpt import GPT, GPTConfig
+    from helpers.course.catchup import gpt_config
     from helpers.course.profiles import get_profile
+    from helpers.scratch.gpt import GPT
 
     sizes = get_profile("ci").pretrain
-    model = GPT(GPTConfig.from_profile(sizes, vocab_size=1024))
+    model = GPT(gpt_config(sizes, vocab_size=1024))
     tokens = sizes.max_steps * sizes.batch_size * sizes.block_size
     return 6 * matmul_params(model) * tokens
 
