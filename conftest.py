@@ -33,6 +33,7 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     import json
 
+    from helpers.core.io import write_json
     from helpers.course.artifacts import artifacts_dir, display_path
 
     profile = os.environ.get("COURSE_PROFILE", "ci").lower()
@@ -48,7 +49,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         previous = json.loads(path.read_text()) if path.exists() else None
     except (OSError, ValueError):
         previous = None  # a damaged file is replaced, not fatal
-    tmp = path.with_suffix(".json.tmp")  # temp file + rename: a killed session never leaves half a file
-    tmp.write_text(json.dumps(times_record(rows, profile, previous), indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, times_record(rows, profile, previous))  # atomic: a killed session never leaves half a file
     terminalreporter.write_line(f"written: {display_path(path)}")

@@ -10,6 +10,7 @@ Run: .venv/bin/python -m pytest tests/test_training.py -q      (~1 min; the subp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 import os
 import re
@@ -22,6 +23,7 @@ import torch
 from training_worker import BLOCK, VOCAB, TinyLM, make_model, make_tokens
 
 from helpers.core.batches import ListBatches, TokenBatches
+from helpers.core.checkpoints import Checkpoint
 from helpers.core.io import DiskFullError
 from helpers.core.records import RunRecord
 from helpers.core.training import (
@@ -247,16 +249,86 @@ def test_in_process_resume_is_exact(tmp_path):
     straight = make_model(dropout=0.1)
     full = train(straight, _data(), config)
 
-    class Stop(Callback):
-        def on_checkpoint(self, state, path):
-            raise KeyboardInterrupt  # the learner pressed stop right after step 4 was saved
-
-    with pytest.raises(KeyboardInterrupt):
-        train(make_model(dropout=0.1), _data(), config, callbacks=[Stop()])
+    with pytest.raises(KeyboardInterrupt):  # the learner presses stop right after step 4 is saved
+        train(make_model(dropout=0.1), _data(), config, callbacks=[_StopAfterCheckpoint()])
     resumed = make_model(dropout=0.1)  # a fresh model: everything comes from the checkpoint
     second = train(resumed, _data(), TrainConfig(**{**config.__dict__, "resume": True}))
     assert second.losses == full.losses and second.tokens == full.tokens
     assert _weights_equal(resumed.state_dict(), straight.state_dict())
+
+
+class _StopAfterCheckpoint(Callback):
+    """The learner presses stop right after a checkpoint is saved."""
+
+    def on_checkpoint(self, state, path):
+        raise KeyboardInterrupt
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("step_*.pt"))
+
+
+def test_a_new_run_in_a_folder_of_another_run_keeps_its_own_checkpoints(tmp_path):
+    """Issue 13: a run started (resume=False) where another run left higher steps used to prune its own
+    checkpoints at once and then resume the other run. Now each run prunes only its own files."""
+    other = _config(max_steps=6, checkpoint_dir=tmp_path, checkpoint_interval=2)
+    train(make_model(), _data(), other)
+    assert _names(tmp_path) == ["step_0000004.pt", "step_0000006.pt"]
+    mine = _config(max_steps=4, lr=5e-3, checkpoint_dir=tmp_path, checkpoint_interval=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(make_model(), _data(), mine, callbacks=[_StopAfterCheckpoint()])
+    assert _names(tmp_path) == ["step_0000002.pt", "step_0000004.pt", "step_0000006.pt"]  # nothing lost
+    resumed = train(make_model(), _data(), TrainConfig(**{**mine.__dict__, "resume": True}))
+    straight = train(make_model(), _data(), _config(max_steps=4, lr=5e-3))
+    assert resumed.losses == straight.losses  # it continued this run, not the other one
+    assert load_checkpoint(tmp_path / "step_0000006.pt").config["lr"] == 1e-2  # the other run's newest is intact
+
+
+def test_restarting_the_same_run_never_prunes_the_checkpoint_just_written(tmp_path):
+    """Same config and data, started again with resume=False: the newest checkpoint is the new start's,
+    even though the earlier attempt saved higher steps."""
+    config = _config(max_steps=6, checkpoint_dir=tmp_path, checkpoint_interval=2)
+    first = train(make_model(), _data(), config)
+    again = TrainConfig(**{**config.__dict__, "max_steps": 2})  # max_steps is not part of the identity
+    train(make_model(), _data(), again)
+    assert _names(tmp_path) == ["step_0000002.pt", "step_0000006.pt"]  # kept: the just-written 2, then 6
+    assert list_checkpoints(tmp_path, load_checkpoint(tmp_path / "step_0000002.pt").run_id)[-1].name == (
+        "step_0000002.pt"
+    )
+    resumed = train(make_model(), _data(), TrainConfig(**{**config.__dict__, "resume": True}))
+    assert resumed.losses == first.losses  # continued from the new start's step 2
+
+
+@pytest.mark.parametrize(
+    ("change", "difference"),
+    [
+        ({"lr": 5e-3}, r"lr 0\.01 -> 0\.005"),
+        ({"seed": 7}, r"seed 1337 -> 7"),
+        ("data", r"the training data \(another corpus"),
+    ],
+)
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, change, difference):
+    train(make_model(), _data(), _config(max_steps=2, checkpoint_dir=tmp_path))
+    data, changes = (_data(seed=2), {}) if change == "data" else (_data(), change)
+    for resume in (True, str(tmp_path / "step_0000002.pt")):
+        config = _config(max_steps=4, checkpoint_dir=tmp_path, resume=resume, **changes)
+        with pytest.raises(CheckpointError, match=rf"step_0000002.pt in {re.escape(str(tmp_path))} belongs to "
+                                                  rf"another run \(differs in: {difference}.*new "
+                                                  r"TrainConfig.checkpoint_dir.*resume=False"):
+            train(make_model(), data, config)
+    # the fix the message names works: resume=False starts this run beside the other one
+    record = train(make_model(), data, _config(max_steps=4, checkpoint_dir=tmp_path, **changes))
+    assert record.steps == 4 and (tmp_path / "step_0000002.pt").exists()
+
+
+def test_checkpoint_state_dict_round_trips(tmp_path):
+    train(make_model(), _data(), _config(max_steps=2, checkpoint_dir=tmp_path))
+    saved = load_checkpoint(tmp_path)
+    again = Checkpoint()
+    again.load_state_dict(saved.state_dict())
+    assert again.step == saved.step == 2 and again.run_id == saved.run_id and again.losses == saved.losses
+    assert _weights_equal(again.model, saved.model)
+    assert set(saved.state_dict()) == {"format", *(f.name for f in dataclasses.fields(Checkpoint))}
 
 
 def _two_checkpoints(tmp_path) -> Path:

@@ -5,7 +5,7 @@
     meter.kwh, meter.method, meter.seconds   # e.g. 0.0021, "measured: RAPL package counters (2 zones)", 61.3
 
 When nothing is exposed (macOS, Windows, most VMs and containers, RAPL files readable only by root)
-`meter.kwh` is None and `meter.method` says why ("unavailable: ..."); `helpers.measure.costs` then estimates
+`meter.kwh` is None and `meter.method` says why ("unavailable: ..."); `helpers.measure.money` then estimates
 energy from a stated power figure and labels it "estimated". A meter never raises because a counter
 is missing: measuring energy must not break a training run.
 

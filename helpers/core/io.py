@@ -143,10 +143,12 @@ def replace_dir(folder: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(backup, ignore_errors=True)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        _restore_backup(folder)  # a failure between the two renames: put the previous version back now
         _raise_disk_full(err, folder)
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _restore_backup(folder)
         raise
 
 

@@ -2,7 +2,7 @@
 
 Every run of the one training loop (`helpers.core.training`) returns a `RunRecord` — from-scratch
 pretraining and LoRA instruction-tuning alike — so their time, compute and money sit side by side.
-Money is *not* stored here: `helpers.measure.costs` derives it from the record plus editable assumptions.
+Money is *not* stored here: `helpers.measure.money` derives it from the record plus editable assumptions.
 A record refuses impossible numbers (negative or NaN time, tokens, FLOPs) when it is made, so everything
 downstream can trust them; FLOPs a run did not count are None, never a guess.
 
@@ -45,7 +45,7 @@ class RunRecord:
     total_params: int
     final_train_loss: float | None = None
     final_val_loss: float | None = None
-    energy_kwh: float | None = None  # filled by helpers.measure.costs (measured or estimated)
+    energy_kwh: float | None = None  # filled by helpers.measure.money (measured or estimated)
     energy_method: str | None = None  # "measured: RAPL", "estimated: 65 W x time", ...
     losses: list[float] = field(default_factory=list)  # training loss per optimiser step
     val_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)

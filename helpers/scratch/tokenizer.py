@@ -29,13 +29,14 @@ import heapq
 import json
 import operator
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from pathlib import Path
 
 import regex
+
+from helpers.core.io import write_text
 
 # The split pattern of cl100k_base (GPT-4's tokenizer) as tiktoken publishes it, with one portable
 # change — subtle: `\p{N}{1,3}+` is a possessive quantifier in Python's `regex` but means
@@ -443,7 +444,7 @@ class BPETokenizer:
         """Write a readable text file (atomically: a crash never leaves half a file). Returns the path."""
         body = self._body()
         text = body + f"sha256 {hashlib.sha256(body.encode('utf-8')).hexdigest()}\n"
-        return _atomic_write(Path(path), text)
+        return write_text(path, text)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
@@ -572,7 +573,7 @@ class BPETokenizer:
         if path.suffix != ".json":
             path.mkdir(parents=True, exist_ok=True)
             path = path / "tokenizer.json"
-        return _atomic_write(path, self._hf_tokenizer().to_str(pretty=True))
+        return write_text(path, self._hf_tokenizer().to_str(pretty=True))
 
     def to_transformers(self):
         """A `PreTrainedTokenizerFast` giving the same ids (special tokens in text are always matched,
@@ -589,16 +590,3 @@ def _split_on_specials(text: str, specials: Sequence[str]) -> list[str]:
         return [text]
     pattern = regex.compile("|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True)))
     return [p for p in pattern.split(text) if p]
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
