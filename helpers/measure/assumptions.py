@@ -1,6 +1,6 @@
 """Every price and power figure the cost model uses, each with its unit, source and date.
 
-Nothing in `helpers.measure.costs` or `helpers.measure.breakeven` hard-codes a number: they read this table, which a
+Nothing in `helpers.measure.money` or `helpers.measure.breakeven` hard-codes a number: they read this table, which a
 learner edits for their own country, contract or hardware:
 
     a = DEFAULT_ASSUMPTIONS.edit(energy_price=0.35)          # my bill: 0.35 EUR/kWh
