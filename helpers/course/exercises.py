@@ -323,12 +323,12 @@ def _ex02_2(fn: Any) -> Feedback:
     "02",
     3,
     "Forward FLOPs per token",
-    "Using `helpers.measure.costs.matmul_params`, how many FLOPs does one "
+    "Using `helpers.measure.flops.matmul_params`, how many FLOPs does one "
     "forward pass of `GPT(GPTConfig.preset('gpt-micro', vocab_size=1024))` cost per token (ignore "
     "attention's T-dependent part)?",
 )
 def _ex02_3(answer: Any) -> Feedback:
-    from helpers.measure.costs import matmul_params
+    from helpers.measure.flops import matmul_params
     from helpers.scratch.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig.preset("gpt-micro", vocab_size=1024))
@@ -375,7 +375,7 @@ def _ci_tiny_gpt():
     "steps of `batch_size` rows of `block_size` tokens.",
 )
 def _ex03_1(answer: Any) -> Feedback:
-    from helpers.measure.costs import full_training_flops, matmul_params
+    from helpers.measure.flops import full_training_flops, matmul_params
 
     model, s = _ci_tiny_gpt()
     n, d = matmul_params(model), s.max_steps * s.batch_size * s.block_size

@@ -23,7 +23,7 @@ def exercise_2():
 
 
 def exercise_3():
-    from helpers.measure.costs import matmul_params
+    from helpers.measure.flops import matmul_params
     from helpers.scratch.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig.preset("gpt-micro", vocab_size=1024))

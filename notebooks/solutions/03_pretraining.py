@@ -4,7 +4,7 @@ import math
 
 
 def exercise_1():
-    from helpers.measure.costs import matmul_params
+    from helpers.measure.flops import matmul_params
     from helpers.course.catchup import gpt_config
     from helpers.course.profiles import get_profile
     from helpers.scratch.gpt import GPT
