@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from helpers.measure.flops import param_counts
 from helpers.scratch.gpt import GPT, GPTConfig
 
 GOAL = 5.0  # the speed-up the issue asks for
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     model = GPT(config).eval()
     prompt = torch.randint(0, config.vocab_size, (1, args.prompt_tokens))
     print(f"model: gpt-micro {config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide, "
-          f"block_size {config.block_size}, vocab {config.vocab_size}, {model.num_params():,} params; "
+          f"block_size {config.block_size}, vocab {config.vocab_size}, {param_counts(model).total:,} params; "
           f"torch {torch.__version__}")
     print(f"prompt {args.prompt_tokens} tokens + {args.new_tokens} new, greedy, best of {args.repeats}")
     ok = []

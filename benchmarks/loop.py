@@ -32,6 +32,7 @@ import torch
 from helpers.core.batches import TokenBatches
 from helpers.core.device import measure_matmul_flops
 from helpers.core.training import TrainConfig, train
+from helpers.measure.flops import param_counts, training_flops_per_token
 from helpers.scratch.gpt import GPT, GPTConfig, lm_loss
 
 GOAL_RATIO = 1.0  # helpers / bare tokens per second
@@ -52,6 +53,7 @@ def data() -> TokenBatches:
 def run_helpers(steps: int) -> tuple[float, float]:
     """(tokens per wall second, tokens per CPU second of this process) of one helpers run."""
     model = make_model()
+    flops = training_flops_per_token(model, seq_len=BLOCK)
     config = TrainConfig(
         max_steps=steps,
         lr=1e-3,
@@ -61,6 +63,8 @@ def run_helpers(steps: int) -> tuple[float, float]:
         progress=False,
         peak_flops=1.0,
         name="benchmark",
+        flops_per_token=flops.per_token,
+        flops_method=flops.method,
     )
     start, cpu = time.perf_counter(), time.process_time()
     record = train(model, data(), config)
@@ -131,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = make_model()
-    n_params, flops_per_token = model.num_params(), model.flops_per_token(BLOCK)
+    counts, flops_per_token = param_counts(model), training_flops_per_token(model, seq_len=BLOCK).per_token
     print(
         f"model: 4 layers, 4 heads, 128 wide, block {BLOCK}, batch {BATCH}, vocab {VOCAB}, fp32, "
-        f"{n_params:,} params; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{counts.total:,} params; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{args.steps} optimiser steps per run, {args.repeats} interleaved repeats")
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"MFU of the helpers loop: {mfu:.1%} of the measured fp32 matmul peak {peak / 1e9:.1f} GFLOP/s "
-        f"({flops_per_token:,.0f} FLOPs/token = 6N + 12*L*C*T)"
+        f"({flops_per_token:,.0f} FLOPs/token = 6N + 12*L*C*T, N = {counts.matmul:,} matmul weights)"
     )
 
     if not args.no_load:

@@ -40,6 +40,7 @@ from helpers.core.training import Callback, TrainConfig, train
 from helpers.course.profiles import get_profile
 from helpers.instruct import instructions, lora, masking, packing
 from helpers.instruct.models import load_model
+from helpers.measure.flops import training_flops_per_token
 
 GOAL = 1.0
 
@@ -123,8 +124,10 @@ def helpers_steps(method: Method, n: int, lr: float, precision: str, loss_fn=Non
     """The course loop (helpers.core.training.train) for n steps, serving the batches in order."""
     data = ListBatches(method.batches)
     data.load_state_dict({"position": method.served % len(method.batches)})
+    flops = training_flops_per_token(method.model)  # 4N + 2N_lora per token, as lora.tune counts
     config = TrainConfig(max_steps=n, lr=lr, warmup_steps=1, weight_decay=0.0, precision=precision,
-                         progress=False, name="benchmark", route="instruct")
+                         progress=False, name="benchmark", route="instruct",
+                         flops_per_token=flops.per_token, flops_method=flops.method)
     clock = StepClock()
     train(method.model, data, config, loss_fn=loss_fn, callbacks=[clock])
     return clock.clock
