@@ -458,9 +458,8 @@ class BPETokenizer:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise TokenizerFileError(f"{path} is not a text file: not a {FORMAT_NAME} tokenizer") from err
-        from helpers.course.artifacts import display_path
-
-        return cls._parse(text, display_path(path))
+        # folder/file names it without a machine-specific prefix (/home/...) in stored notebook outputs
+        return cls._parse(text, f"{path.parent.name}/{path.name}")
 
     @classmethod
     def _parse(cls, text: str, name: str) -> BPETokenizer:
