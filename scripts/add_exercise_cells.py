@@ -3,7 +3,8 @@
     .venv/bin/python scripts/add_exercise_cells.py notebooks/03_pretraining.ipynb [...]
 
 Idempotent: cells it added before (tagged "self-check") are replaced, nothing else is touched, and the
-other cells keep their outputs. The new cells have no outputs until the notebook is executed again
+other cells keep their outputs (so do its own cells whose text did not change). Changed or new cells
+have no outputs until the notebook is executed again
 (nbval-lax runs them either way; their outputs are not compared). The tasks come from the exercise
 registry, so the notebook and the checks never disagree. Run it again after regenerating a notebook.
 """
@@ -115,10 +116,12 @@ def exercise_cells(notebook: str) -> list:
 
 
 def add_to(path: Path) -> int:
+    """Replace the notebook's self-check cells; a cell whose text did not change keeps its outputs."""
     nb = nbformat.read(path, as_version=4)
     key = path.name[:2]
+    old = {c.get("id"): c for c in nb.cells if TAG in c.get("metadata", {}).get("tags", [])}
     nb.cells = [c for c in nb.cells if TAG not in c.get("metadata", {}).get("tags", [])]
-    new = exercise_cells(key)
+    new = [old[c.id] if c.id in old and old[c.id].source == c.source else c for c in exercise_cells(key)]
     nb.cells.extend(new)
     nbformat.validate(nb)
     nbformat.write(nb, path)

@@ -125,6 +125,34 @@ def test_a_wrong_answer_fails_with_a_hint_that_does_not_give_the_answer(key):
             assert shown not in feedback.message
 
 
+def _gpt_counts(notebook):
+    from helpers.course.catchup import gpt_config
+    from helpers.course.profiles import get_profile
+    from helpers.measure.flops import param_counts
+    from helpers.scratch.gpt import GPT, GPTConfig
+
+    if notebook == "02":
+        return param_counts(GPT(GPTConfig.preset("gpt-micro", vocab_size=1024))), 1
+    sizes = get_profile("ci").pretrain
+    tokens = sizes.max_steps * sizes.batch_size * sizes.block_size
+    return param_counts(GPT(gpt_config(sizes, vocab_size=1024))), tokens
+
+
+@pytest.mark.parametrize("notebook, number, per_token", [("02", 3, 2), ("03", 1, 6)])
+@pytest.mark.parametrize("wrong_n, hint", [("non_embedding", "tied LM head"), ("total", "embedding lookup")])
+def test_flop_exercises_name_the_wrong_parameter_count(notebook, number, per_token, wrong_n, hint):
+    """The one matmul N of helpers.measure.flops is the answer; the other named counts get their own hint."""
+    counts, tokens = _gpt_counts(notebook)
+    assert check_exercise(notebook, number, per_token * counts.matmul * tokens).ok
+    feedback = check_exercise(notebook, number, per_token * getattr(counts, wrong_n) * tokens)
+    assert not feedback.ok and hint in feedback.message, feedback.message
+
+
+def test_each_notebook_module_registers_only_its_own_exercises():
+    for (notebook, _), ex in EXERCISES.items():
+        assert ex.check.__module__.startswith(f"helpers.course.exercises.nb{notebook}_"), (notebook, ex.title)
+
+
 def test_no_answer_yet_and_a_crashing_function_are_feedback_not_errors():
     assert check_exercise("01", 1, None).message.startswith("replace `None`")
     crashed = check_exercise(1, 1, lambda ids: ids[99])
@@ -171,6 +199,13 @@ def test_adding_the_cells_twice_keeps_one_copy_and_the_other_cells(tmp_path):
     assert [c.source for c in once] == [c.source for c in twice]
     assert [c.source for c in twice[:2]] == ["# 03", "1 + 1"]
     assert len(twice) == 2 + 2 + 2 * len(exercises_for("03"))
+    nb = nbformat.read(path, as_version=4)  # an executed exercise cell keeps its output when nothing changed
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="Not yet: ...")]
+    nb.cells[-3].source += "  # edited"  # and a cell whose text changed is replaced by the registry's
+    nbformat.write(nb, path)
+    script.add_to(path)
+    again = nbformat.read(path, as_version=4).cells
+    assert again[-1].outputs[0]["text"] == "Not yet: ..." and again[-3].source == twice[-3].source
 
 
 def _top_level_names(source: str) -> set[str]:

@@ -23,8 +23,8 @@ def exercise_2():
 
 
 def exercise_3():
-    from helpers.measure.flops import matmul_params
+    from helpers.measure.flops import param_counts
     from helpers.scratch.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig.preset("gpt-micro", vocab_size=1024))
-    return 2 * matmul_params(model)  # a multiply and an add per matmul weight per token
+    return 2 * param_counts(model).matmul  # a multiply and an add per matmul weight per token

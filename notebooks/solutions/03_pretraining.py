@@ -4,15 +4,15 @@ import math
 
 
 def exercise_1():
-    from helpers.measure.flops import matmul_params
     from helpers.course.catchup import gpt_config
     from helpers.course.profiles import get_profile
+    from helpers.measure.flops import param_counts
     from helpers.scratch.gpt import GPT
 
     sizes = get_profile("ci").pretrain
     model = GPT(gpt_config(sizes, vocab_size=1024))
     tokens = sizes.max_steps * sizes.batch_size * sizes.block_size
-    return 6 * matmul_params(model) * tokens
+    return 6 * param_counts(model).matmul * tokens
 
 
 def exercise_2():
