@@ -25,6 +25,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from helpers.scratch.tokenizer import bytes_to_unicode
+
 ENDOFTEXT = "<|endoftext|>"
 ENDOFPROMPT = "<|endofprompt|>"
 
@@ -138,8 +140,6 @@ def _tiktoken_ranks(content: bytes) -> dict[bytes, int]:
 
 def _gpt2_ranks() -> dict[bytes, int]:
     """GPT-2's encoder.json maps byte-level strings to ids; its ids are the merge ranks tiktoken uses."""
-    from helpers.scratch.tokenizer import bytes_to_unicode
-
     decoder = {c: b for b, c in bytes_to_unicode().items()}
     encoder = json.loads(reference_file("gpt2-encoder"))
     merges = reference_file("gpt2-merges").decode("utf-8").splitlines()
