@@ -47,7 +47,7 @@ def test_shards_tile_the_global_batch():
     [
         (20, 30, 8, "larger than the data"),
         (5, 1, 8, "needs 9 tokens"),
-        (50, 0, 8, "must be >= 1"),
+        (50, 0, 8, "batch_size must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_sizes_give_clear_errors(n_tokens, batch_size, block_size, message):
@@ -100,3 +100,22 @@ def test_list_batches_shard_rows():
 def test_list_batches_bad_input(batches, message):
     with pytest.raises(ValueError, match=message):
         ListBatches(batches)
+
+
+def test_fingerprint_names_the_data_not_its_position():
+    """What a checkpoint's run identity hashes: same data = same fingerprint, wherever the stream is."""
+    tokens = torch.arange(100)
+    a = TokenBatches(tokens, 4, 8, seed=3)
+    before = a.fingerprint()
+    _draw(a, 2)
+    assert a.fingerprint() == before == TokenBatches(tokens.clone(), 4, 8, seed=3).fingerprint()
+    others = [TokenBatches(tokens, 4, 8, seed=4), TokenBatches(tokens, 2, 8, seed=3),
+              TokenBatches(tokens, 4, 6, seed=3), TokenBatches(tokens.flip(0), 4, 8, seed=3)]
+    assert len({before, *(o.fingerprint() for o in others)}) == 5
+    batch = next(TokenBatches(tokens, 2, 4, seed=0))
+    listed = ListBatches([batch], shuffle=True, seed=1)
+    next(listed)
+    assert listed.fingerprint() == ListBatches([dict(batch)], shuffle=True, seed=1).fingerprint()
+    changed = {**batch, "labels": batch["labels"].clone().fill_(-100)}
+    assert len({listed.fingerprint(), ListBatches([changed], shuffle=True, seed=1).fingerprint(),
+                ListBatches([batch], shuffle=True, seed=2).fingerprint()}) == 3

@@ -219,14 +219,15 @@ def evaluate(
 # ----------------------------------------------------------------------------- distributed
 
 
-def distributed() -> tuple[int, int, int, bool]:
-    """(rank, world_size, local_rank, created_here); starts the process group under torchrun."""
+def distributed(device_type: str) -> tuple[int, int, int, bool]:
+    """(rank, world_size, local_rank, created_here); starts the process group under torchrun, with the
+    backend the training device needs (NCCL for CUDA tensors, gloo for CPU ones, even on a GPU machine)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 and not (dist.is_available() and dist.is_initialized()):
         return 0, 1, 0, False
     created = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
         created = True
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), created
 

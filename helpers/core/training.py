@@ -212,8 +212,8 @@ def _loop(run: _Run, loss_fn: LossFn, callbacks: list[Callback]) -> RunRecord:
 
 def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> _Run:
     """Device, precision, checks of the data against the model, DDP, the fixed eval set, seeds, optimiser."""
-    rank, world, local_rank, created_group = distributed()
     device = pick_device(config.device)
+    rank, world, local_rank, created_group = distributed(device.type)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
     policy = resolve_precision(device, config.precision)
