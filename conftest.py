@@ -18,10 +18,10 @@ block_network()
 
 
 # --- Per-notebook time table (nbval runs each cell as a test item) ---------------------------------
-# Sums the cell durations per notebook, prints them against the stated budgets (helpers.course.budget
-# STATED_BUDGETS) at the end of the session, loudly for a notebook more than 2x over, and writes
-# artifacts/notebook_times.json (entries for notebooks not run this time are kept).
-from helpers.course.budget import NotebookTimer, time_table, times_record  # noqa: E402
+# Sums the cell durations per notebook (tests/notebook_times.py), prints them against the stated budgets
+# (helpers.course.budget STATED_BUDGETS) at the end of the session, loudly for a notebook more than 2x over,
+# and writes artifacts/notebook_times.json (entries for notebooks not run this time are kept).
+from tests.notebook_times import NotebookTimer, time_table, times_record  # noqa: E402
 
 _NOTEBOOK_TIMER = NotebookTimer()
 

@@ -8,7 +8,9 @@ reproduces both, and extrapolates to `gpu` or another machine. Only ratios of FL
 so the formulas must scale right, not be exact. Notebook 00 prints the table.
 
 Also here: each notebook's *stated* budget per profile (`STATED_BUDGETS`, the one place those numbers
-live) and the bookkeeping the test session uses to compare measured notebook times with them.
+live). The test session's bookkeeping that compares measured notebook times with them is in
+`tests/notebook_times.py`. FLOPs come from their one owner, `helpers.measure.flops`; step counts from the
+experiment's own `helpers.experiment.compare.Recipe`; the pretrained model's size from its registry entry.
 
 Caveats: a GPU is assumed to reach the same fraction of its peak as the CPU did (optimistic for small
 models: a GPU estimate is a lower bound until measured), and a shared machine's measured peak varies
@@ -17,16 +19,23 @@ run to run (seen here: 130 to 411 GFLOP/s bf16 on the same 2 cores on different 
 
 from __future__ import annotations
 
-import datetime
 import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
 from helpers.course.profiles import Profile, get_profile
+from helpers.experiment.compare import Recipe
+from helpers.instruct.models import DEFAULT_MODEL, REGISTRY
+from helpers.measure.flops import (
+    Attention,
+    count_forward_flops,
+    count_training_flops,
+    gpt_param_counts,
+    inference_flops,
+    lora_training_flops,
+)
 
-SMOLLM2_PARAMS = 134_515_008  # helpers.instruct.models.REGISTRY["smollm2-135m-instruct"].parameters
 PROMPT_TOKENS = 120  # a short review + the instruction, in SmolLM2 tokens (measured on the test set)
 EXAMPLES_PER_ROW = 2.7  # instruction examples per packed row of 256 tokens (measured in notebook 05)
 
@@ -61,47 +70,52 @@ CALIBRATION = Calibration(
 )
 
 
-def tiny_gpt_params(profile: Profile, vocab_size: int | None = None) -> int:
-    """12*L*d^2 (attention + MLP) + vocab*d (tied embeddings) + block*d (positions)."""
+def tiny_gpt_flops(profile: Profile) -> tuple[float, float]:
+    """(training, forward) FLOPs per token of the profile's tiny GPT at its block size, from its sizes."""
     p = profile.pretrain
-    vocab = vocab_size or profile.tokenizer.vocab_size
-    return 12 * p.n_layer * p.n_embd**2 + vocab * p.n_embd + p.block_size * p.n_embd
+    counts = gpt_param_counts(p.n_layer, p.n_embd, profile.tokenizer.vocab_size, p.block_size)
+    attention = Attention(p.n_layer, p.n_embd, p.block_size)
+    return count_training_flops(counts, attention).per_token, count_forward_flops(counts, attention).per_token
 
 
-def _steps(examples: float, batch: int, epochs: float, lo: int, hi: int) -> int:
-    return int(min(hi, max(lo, math.ceil(epochs * examples / batch))))  # = helpers.experiment.compare.Recipe.steps
+def _route_steps(recipe: Recipe, examples: float) -> int:
+    """The steps `helpers.experiment.compare` takes for `examples` examples (or packed rows)."""
+    return recipe.steps(math.ceil(examples / recipe.batch_size))
 
 
 def notebook_flops(profile: Profile) -> dict[str, tuple[float, str]]:
     """Training/inference FLOPs per notebook with the formula used: {'03': (flops, 'why'), ...}.
-    Training a model costs 6*N*tokens, LoRA ~4*N*tokens (no weight gradients for frozen weights),
-    a forward pass 2*N*tokens (scoring, generation with a KV cache)."""
+    Tiny GPT: 6N + 12*L*C*T per token (N = matmul weights); the pretrained model: N = its model card's
+    parameters, a forward pass 2N per token (scoring, generation with a KV cache), LoRA 4N per token
+    (the adapters' own 2N_lora, under 1 % of N, left out)."""
     p, ins, c, dep = profile.pretrain, profile.instruct, profile.compare, profile.deploy
-    big, tiny = SMOLLM2_PARAMS, tiny_gpt_params(profile)
-    fwd, lora, full = 2 * big, 4 * big, 6 * tiny
+    big = REGISTRY[DEFAULT_MODEL].parameters
+    fwd, lora = inference_flops(big, 1), lora_training_flops(big, 0, 1)
+    full, tiny_fwd = tiny_gpt_flops(profile)
 
     score_reviews = ins.eval_reviews * PROMPT_TOKENS * fwd  # one pass over the held-out reviews
     faq_answers = ins.eval_faq * (PROMPT_TOKENS + ins.max_new_tokens) * fwd
     lora_train = ins.max_steps * ins.batch_size * ins.max_length * lora
 
-    rows_for = lambda n: n / EXAMPLES_PER_ROW  # noqa: E731 - packed rows for n examples
-    b_steps = lambda n: _steps(rows_for(n), c.lora_batch_size, c.lora_epochs, c.lora_min_steps, c.lora_max_steps)  # noqa: E731
-    a_steps = lambda n: _steps(n, c.scratch_batch_size, c.scratch_epochs, c.scratch_min_steps, c.scratch_max_steps)  # noqa: E731
+    b_recipe = Recipe(c.lora_lr, c.lora_batch_size, c.lora_epochs, c.lora_min_steps, c.lora_max_steps)
+    a_recipe = Recipe(c.scratch_lr, c.scratch_batch_size, c.scratch_epochs, c.scratch_min_steps,
+                      c.scratch_max_steps)
     b_runs = list(c.n_ladder) + [c.noise_n] * (len([f for f in c.label_noise if f > 0]))
-    b_train = sum(b_steps(n) for n in b_runs) * c.lora_batch_size * ins.max_length * lora
+    b_steps = sum(_route_steps(b_recipe, n / EXAMPLES_PER_ROW) for n in b_runs)  # packed rows per run
+    b_train = b_steps * c.lora_batch_size * ins.max_length * lora
     b_score = (len(b_runs) + 1) * c.test_reviews * PROMPT_TOKENS * fwd  # + the untuned N = 0
     faq_adapt = c.faq_steps * c.lora_batch_size * ins.max_length * lora \
         + c.faq_eval_rows * (PROMPT_TOKENS + c.faq_max_new_tokens) * fwd
-    a_ns = list(c.n_ladder) + list(c.scratch_extra_n)
-    a_train = 2 * sum(a_steps(n) for n in a_ns) * c.scratch_batch_size * p.block_size * full  # routes A, A0
+    a_steps = sum(_route_steps(a_recipe, n) for n in list(c.n_ladder) + list(c.scratch_extra_n))
+    a_train = 2 * a_steps * c.scratch_batch_size * p.block_size * full  # routes A and A0
 
     canary = 2 * dep.canary_steps * 8 * p.block_size * full  # raw + redacted, batch 8 (notebook 07)
     latency = (dep.latency_repeats + 1) * dep.latency_tokens * fwd  # + one warm-up run
     return {
         "00": (40 * fwd, "one chat answer: 2*N*tokens"),
         "01": (0.0, "not FLOP-bound: scaled by characters trained on x tokenizers trained"),
-        "02": (2 * tiny * p.block_size * 8, "a few forward passes: 2*N*tokens"),
-        "03": (full * p.max_steps * p.batch_size * p.block_size, "pretraining: 6*N*D"),
+        "02": (tiny_fwd * p.block_size * 8, "a few forward passes: (2*N + 4*L*C*T) x tokens"),
+        "03": (full * p.max_steps * p.batch_size * p.block_size, "pretraining: (6*N + 12*L*C*T) x D"),
         "04": (3 * score_reviews + faq_answers, "zero-shot + few-shot (~2x longer) scoring, FAQ answers: 2*N*tokens"),
         "05": (lora_train + 2 * (score_reviews + 2 * faq_answers),
                "LoRA: ~4*N*D (frozen weights need no weight gradients) + before/after evaluation"),
@@ -141,7 +155,6 @@ def estimate_runtimes(profile: Profile, peak_flops: float, calibration: Calibrat
 # notebooks' first cells and docs/instructor.md quote these numbers. `ci` is the budget on 2 CPU cores
 # (the test run measures it: artifacts/notebook_times.json); `cpu` was measured on the same 2 cores under
 # COURSE_PROFILE=cpu; `gpu` stays None until measured on a GPU (until then, quote `estimate_runtimes`).
-OVER_BUDGET_FACTOR = 2.0  # a notebook this many times over its stated budget is reported loudly
 GPU_REFERENCE_PEAK = 50e12  # bf16 matmul FLOP/s assumed for the stated gpu estimate (a mid-range CUDA GPU)
 
 
@@ -192,94 +205,3 @@ def budget_line(notebook: str) -> str:
         tflops = GPU_REFERENCE_PEAK / 1e12
         gpu = f"gpu ~{max(est, 0.1):.1f} min (not measured: FLOP estimate for a {tflops:g}-TFLOP/s GPU)"
     return f"stated run time: ci {b.ci:g} min (2 CPU cores, measured by CI) | {cpu} | {gpu}"
-
-
-@dataclass(frozen=True)
-class NotebookTime:
-    notebook: str  # file name, e.g. '03_pretraining.ipynb'
-    seconds: float  # summed cell times (kernel start included) as the test run measured them
-    cells: int  # code cells run
-    failed: int  # cells that failed: a notebook with failures may have stopped early
-    budget_minutes: float | None  # stated budget for the profile it ran under; None = no stated budget
-
-    @property
-    def ratio(self) -> float | None:
-        return None if not self.budget_minutes else self.seconds / 60 / self.budget_minutes
-
-    @property
-    def over_budget(self) -> bool:
-        return self.ratio is not None and self.ratio > OVER_BUDGET_FACTOR
-
-
-@dataclass
-class NotebookTimer:
-    """Sums per-cell test durations per notebook; used by the test session (conftest.py) under nbval.
-
-    timer.add('notebooks/03_x.ipynb::Cell 4', 'call', 2.5, failed=False); timer.results('ci')
-    """
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    cells: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-
-    def add(self, nodeid: str, when: str, duration: float, failed: bool) -> None:
-        path = nodeid.split("::", 1)[0]
-        if not path.endswith(".ipynb"):
-            return
-        name = path.replace("\\", "/").rsplit("/", 1)[-1]
-        self.seconds[name] = self.seconds.get(name, 0.0) + duration  # setup (kernel start) counts too
-        if when == "call":
-            self.cells[name] = self.cells.get(name, 0) + 1
-        if failed:
-            self.failed[name] = self.failed.get(name, 0) + 1
-
-    def results(self, profile: str) -> list[NotebookTime]:
-        rows = []
-        for name in sorted(self.seconds):
-            try:
-                stated = STATED_BUDGETS.get(notebook_key(name))
-            except ValueError:
-                stated = None
-            budget = stated.minutes(profile) if stated else None
-            rows.append(NotebookTime(name, self.seconds[name], self.cells.get(name, 0),
-                                     self.failed.get(name, 0), budget))
-        return rows
-
-
-def time_table(rows: list[NotebookTime], profile: str) -> list[str]:
-    """Lines of the table the test session prints, then one LOUD line per notebook over budget."""
-    lines = [f"{'notebook':<34} {'measured':>9} {'stated ' + profile:>10} {'ratio':>6}  status"]
-    for r in rows:
-        budget = f"{r.budget_minutes:g} min" if r.budget_minutes else "-"
-        ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
-        if r.ratio is None:
-            status = "no stated budget"
-        else:
-            status = "OVER 2x" if r.over_budget else "over" if r.ratio > 1 else "ok"
-        if r.failed:
-            status += f", {r.failed} failed cell(s)"
-        lines.append(f"{r.notebook:<34} {r.seconds / 60:>5.2f} min {budget:>10} {ratio:>6}  {status}")
-    total = sum(r.seconds for r in rows) / 60
-    lines.append(f"{'total':<34} {total:>5.2f} min")
-    for r in rows:
-        if r.over_budget:
-            lines.append(f"!!! {r.notebook} TOOK {r.seconds / 60:.1f} min = {r.ratio:.1f}x ITS STATED "
-                         f"{profile} BUDGET OF {r.budget_minutes:g} min (limit {OVER_BUDGET_FACTOR:g}x): "
-                         "shrink its profile section or restate it in helpers/course/budget.py STATED_BUDGETS !!!")
-    return lines
-
-
-def times_record(rows: list[NotebookTime], profile: str, previous: dict | None = None) -> dict:
-    """The JSON written to artifacts/notebook_times.json: earlier entries kept, measured ones replaced."""
-    record = {"written_by": "the test session (conftest.py), from nbval cell durations", "notebooks": {}}
-    if previous and isinstance(previous.get("notebooks"), dict):
-        record["notebooks"].update(previous["notebooks"])
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    for r in rows:
-        record["notebooks"][r.notebook] = {
-            "profile": profile, "seconds": round(r.seconds, 1), "code_cells": r.cells,
-            "failed_cells": r.failed, "stated_minutes": r.budget_minutes,
-            "ratio": None if r.ratio is None else round(r.ratio, 2),
-            "over_budget": r.over_budget, "cpu_count": os.cpu_count(), "measured_at": now,
-        }
-    return record
