@@ -1,8 +1,11 @@
 """Tests for helpers.core.training, the one loop, on a ~10k-parameter stand-in model (tests/training_worker.py).
 
 Proves: the loop equals a bare PyTorch loop; a run SIGKILLed after a checkpoint resumes to identical
-weights and losses; 2 DDP processes equal 1 process on the same global batch; broken checkpoints, batches
-larger than the data, data that does not fit the model and NaN losses stop with clear errors.
+weights and losses; 2 DDP processes equal 1 process on the same global batch; a checkpoint belongs to its
+run (resume refuses another run's, pruning never drops a run's newest, two runs can share a folder); a full
+disk or a killed write loses nothing; broken checkpoints, batches larger than the data, data that does not
+fit the model and NaN losses stop with clear errors. The one-argument-at-a-time table of bad inputs is
+tests/test_bad_inputs_core.py.
 
 Run: .venv/bin/python -m pytest tests/test_training.py -q      (~1 min; the subprocess tests are `slow`)
 """

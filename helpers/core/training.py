@@ -217,7 +217,7 @@ def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> _Ru
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
     policy = resolve_precision(device, config.precision)
-    peak = config.peak_flops or measured_peak_flops(str(device), policy.name)  # before seeding: it draws
+    peak = config.peak_flops or measured_peak_flops(str(device), policy.name)  # once per process
     raw_model = model.to(device)
     check_fits(raw_model, train_data)
     if eval_data is not None:
