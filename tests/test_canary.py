@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
@@ -69,9 +68,11 @@ def test_measure_exposure_rank_and_ties():
     assert best.rank == 1 and best.n_total == 100 and best.exposure == pytest.approx(math.log2(100))
     constant = C.measure_exposure(lambda texts: [0.0] * len(texts), canary, n_candidates=99)
     assert constant.rank == 100 and constant.exposure == 0.0  # ties count against the canary
-    rng = random.Random(0)
-    noise = C.measure_exposure(lambda texts: [rng.random() for _ in texts], canary, n_candidates=99)
-    assert 1 <= noise.rank <= 100
+    # 17 candidates score above the canary, one ties it, the rest below: rank 19 of 100.
+    middle = lambda texts: [0.0] + [1.0] * 17 + [0.0] + [-1.0] * (len(texts) - 19)  # noqa: E731
+    ranked = C.measure_exposure(middle, canary, n_candidates=99)
+    assert ranked.rank == 19 and ranked.exposure == pytest.approx(math.log2(100 / 19))
+    assert ranked.canary_logprob == 0.0 and ranked.median_logprob == -1.0
 
 
 def test_notebook_exposure_equals_helpers():

