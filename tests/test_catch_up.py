@@ -28,7 +28,8 @@ from helpers.core.data import pretraining_text
 from helpers.course import catchup
 from helpers.course.artifacts import REPO_ROOT
 from helpers.course.profiles import PretrainSizes, Profile, TokenizerSizes, get_profile
-from helpers.scratch.gpt import GPT, save_gpt
+from helpers.scratch.gpt import GPT
+from helpers.scratch.gpt_io import save_gpt
 from helpers.scratch.tokenizer import COURSE_FILE, BPETokenizer
 
 NOTEBOOKS = sorted(p.name for p in (REPO_ROOT / "notebooks").glob("0[1-7]_*.ipynb"))

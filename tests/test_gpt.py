@@ -1,4 +1,4 @@
-"""helpers.scratch.gpt against trusted references: hand-written attention, transformers' GPT-2.
+"""helpers.scratch.gpt, generation and gpt_io against trusted references: hand-written attention, transformers' GPT-2.
 
 Run:  cd /work/main && COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_gpt.py -q
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from torch.nn import functional as F
 
+from helpers.scratch import generation, gpt_io
 from helpers.scratch import gpt as G
 from helpers.scratch.gpt import GPT, GPTConfig
 
@@ -65,7 +67,7 @@ def test_cached_chunks_equal_one_pass():
     model = make_model()
     idx = tokens(NANO, 2, 9)
     full = model(idx)
-    cache = G.KVCache(NANO, 2, torch.device("cpu"), torch.float32)
+    cache = generation.KVCache(NANO, 2, torch.device("cpu"), torch.float32)
     parts = [model(idx[:, :5], cache=cache), model(idx[:, 5:8], cache=cache), model(idx[:, 8:], cache=cache)]
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
     assert cache.length == 9
@@ -76,7 +78,7 @@ def test_cached_chunks_equal_one_pass():
 def test_transformers_export_has_identical_logits(name):
     config = CONFIGS[name]
     model = make_model(config)
-    hf = G.to_transformers(model)
+    hf = gpt_io.to_transformers(model)
     idx = tokens(config, 2, config.block_size)
     with torch.no_grad():
         diff = (model(idx) - hf(idx).logits).abs().max().item()
@@ -86,7 +88,7 @@ def test_transformers_export_has_identical_logits(name):
 
 def test_transformers_generate_matches_ours():
     model = make_model()
-    hf = G.to_transformers(model, eos_token_id=0)
+    hf = gpt_io.to_transformers(model, eos_token_id=0)
     prompt = tokens(NANO, 1, 4)
     ours = model.generate(prompt, 12, temperature=0)
     theirs = hf.generate(prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False,
@@ -125,21 +127,21 @@ def test_top_p_hand_worked_example():
     # probabilities 0.5, 0.3, 0.15, 0.05: top_p=0.7 keeps {0, 1} (0.5 < 0.7, 0.5+0.3 >= 0.7).
     logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]]))
     gen = torch.Generator().manual_seed(0)
-    seen = {int(G.sample_next_token(logits, top_p=0.7, generator=gen)) for _ in range(300)}
+    seen = {int(generation.sample_next_token(logits, top_p=0.7, generator=gen)) for _ in range(300)}
     assert seen == {1, 3}
-    seen = {int(G.sample_next_token(logits, top_p=0.5, generator=gen)) for _ in range(100)}
+    seen = {int(generation.sample_next_token(logits, top_p=0.5, generator=gen)) for _ in range(100)}
     assert seen == {1}  # the most likely token alone already has mass 0.5
 
 
 def test_top_k_and_temperature():
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.0, -1.0]])
     gen = torch.Generator().manual_seed(0)
-    assert {int(G.sample_next_token(logits, top_k=2, generator=gen)) for _ in range(300)} == {1, 2}
-    assert int(G.sample_next_token(logits, top_k=1, generator=gen)) == 1
-    assert int(G.sample_next_token(logits, temperature=0)) == 1
+    assert {int(generation.sample_next_token(logits, top_k=2, generator=gen)) for _ in range(300)} == {1, 2}
+    assert int(generation.sample_next_token(logits, top_k=1, generator=gen)) == 1
+    assert int(generation.sample_next_token(logits, temperature=0)) == 1
     # A low temperature concentrates the samples on the argmax; a high one spreads them.
-    cold = [int(G.sample_next_token(logits, temperature=0.05, generator=gen)) for _ in range(200)]
-    hot = {int(G.sample_next_token(logits, temperature=50.0, generator=gen)) for _ in range(300)}
+    cold = [int(generation.sample_next_token(logits, temperature=0.05, generator=gen)) for _ in range(200)]
+    hot = {int(generation.sample_next_token(logits, temperature=50.0, generator=gen)) for _ in range(300)}
     assert set(cold) == {1} and hot == {0, 1, 2, 3, 4}
 
 
@@ -234,41 +236,41 @@ def test_initial_loss_is_near_uniform():
 # ---- save / load --------------------------------------------------------------------------------------
 def test_save_load_round_trip(tmp_path):
     model = make_model()
-    G.save_gpt(model, tmp_path / "m")
-    loaded = G.load_gpt(tmp_path / "m")
+    gpt_io.save_gpt(model, tmp_path / "m")
+    loaded = gpt_io.load_gpt(tmp_path / "m")
     assert loaded.config == model.config
     idx = tokens(NANO, 2, 10)
     assert torch.equal(loaded.eval()(idx), model(idx))
     assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tied again
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [G.CONFIG_FILE, G.WEIGHTS_FILE]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [gpt_io.CONFIG_FILE, gpt_io.WEIGHTS_FILE]
 
 
 def test_save_refuses_other_models(tmp_path):
     with pytest.raises(TypeError, match="save_pretrained"):
-        G.save_gpt(torch.nn.Linear(2, 2), tmp_path)
+        gpt_io.save_gpt(torch.nn.Linear(2, 2), tmp_path)
 
 
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json.*save_gpt"):
-        G.load_gpt(tmp_path)
-    G.save_gpt(make_model(), tmp_path)
-    (tmp_path / G.WEIGHTS_FILE).unlink()
+        gpt_io.load_gpt(tmp_path)
+    gpt_io.save_gpt(make_model(), tmp_path)
+    (tmp_path / gpt_io.WEIGHTS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        G.load_gpt(tmp_path)
+        gpt_io.load_gpt(tmp_path)
 
 
 def test_truncated_weights_are_detected(tmp_path):
-    G.save_gpt(make_model(), tmp_path)
-    path = tmp_path / G.WEIGHTS_FILE
+    gpt_io.save_gpt(make_model(), tmp_path)
+    path = tmp_path / gpt_io.WEIGHTS_FILE
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(ValueError, match="does not match"):
-        G.load_gpt(tmp_path)
+        gpt_io.load_gpt(tmp_path)
     # Without the checksum, safetensors itself refuses the half-written file.
-    meta = json.loads((tmp_path / G.CONFIG_FILE).read_text())
+    meta = json.loads((tmp_path / gpt_io.CONFIG_FILE).read_text())
     del meta["weights_sha256"]
-    (tmp_path / G.CONFIG_FILE).write_text(json.dumps(meta))
+    (tmp_path / gpt_io.CONFIG_FILE).write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="corrupt or half-written"):
-        G.load_gpt(tmp_path)
+        gpt_io.load_gpt(tmp_path)
 
 
 @pytest.mark.parametrize("text, match", [
@@ -277,31 +279,31 @@ def test_truncated_weights_are_detected(tmp_path):
     (json.dumps({"format_version": 1, "config": {"n_embd": 64, "colour": "red"}}), "colour"),
 ])
 def test_bad_config_file(tmp_path, text, match):
-    G.save_gpt(make_model(), tmp_path)
-    (tmp_path / G.CONFIG_FILE).write_text(text)
+    gpt_io.save_gpt(make_model(), tmp_path)
+    (tmp_path / gpt_io.CONFIG_FILE).write_text(text)
     with pytest.raises(ValueError, match=match):
-        G.load_gpt(tmp_path)
+        gpt_io.load_gpt(tmp_path)
 
 
 def test_config_that_does_not_fit_the_weights(tmp_path):
-    G.save_gpt(make_model(), tmp_path)
-    meta = json.loads((tmp_path / G.CONFIG_FILE).read_text())
+    gpt_io.save_gpt(make_model(), tmp_path)
+    meta = json.loads((tmp_path / gpt_io.CONFIG_FILE).read_text())
     meta["config"]["vocab_size"] = 98
-    (tmp_path / G.CONFIG_FILE).write_text(json.dumps(meta))
+    (tmp_path / gpt_io.CONFIG_FILE).write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"do not fit.*transformer.wte.weight.*vocab_size"):
-        G.load_gpt(tmp_path)
+        gpt_io.load_gpt(tmp_path)
 
 
 def test_failed_save_keeps_the_previous_files(tmp_path, monkeypatch):
-    G.save_gpt(make_model(seed=0), tmp_path)
+    gpt_io.save_gpt(make_model(seed=0), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(G.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        G.save_gpt(make_model(seed=1), tmp_path)
+        gpt_io.save_gpt(make_model(seed=1), tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # and no temp files left
 
 
@@ -337,7 +339,7 @@ def test_export_works_with_pipeline_and_peft():
 
     tok = BPETokenizer.train("the film was good. the film was bad. " * 20, vocab_size=280)
     model = make_model(GPTConfig.preset("gpt-nano", vocab_size=tok.vocab_size, block_size=32))
-    hf = G.to_transformers(model, eos_token_id=tok.eot_id)
+    hf = gpt_io.to_transformers(model, eos_token_id=tok.eot_id)
     generator = pipeline("text-generation", model=hf, tokenizer=tok.to_transformers(), device="cpu")
     text = generator("the film", max_new_tokens=5, do_sample=False)[0]["generated_text"]
     prompt = torch.tensor([tok.encode("the film")])

@@ -23,7 +23,8 @@ import torch
 
 from helpers.core import io
 from helpers.core.io import DiskFullError, clean_stale, replace_dir, write_bytes, write_json, write_text
-from helpers.scratch import gpt as G
+from helpers.scratch import gpt_io
+from helpers.scratch.gpt import GPT, GPTConfig
 from helpers.scratch.tokenizer import BPETokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,37 +167,37 @@ def test_a_crash_between_the_two_renames_is_repaired_by_the_next_save(tmp_path):
 # ----------------------------------------------------------------------------- the savers that use it
 
 
-def _gpt(seed: int) -> G.GPT:
+def _gpt(seed: int) -> GPT:
     torch.manual_seed(seed)
-    return G.GPT(G.GPTConfig.preset("gpt-nano", vocab_size=97, block_size=24))
+    return GPT(GPTConfig.preset("gpt-nano", vocab_size=97, block_size=24))
 
 
 def test_save_gpt_interrupted_between_its_two_files_leaves_the_previous_model(tmp_path, monkeypatch):
     """Issue 13: save_gpt over a saved model, stopped after the weights and before config.json."""
     folder = tmp_path / "model"
     old = _gpt(0)
-    G.save_gpt(old, folder)
+    gpt_io.save_gpt(old, folder)
     before = _files(folder)
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(G, "write_json", stop)  # the weights are written, config.json is next
+    monkeypatch.setattr(gpt_io, "write_json", stop)  # the weights are written, config.json is next
     with pytest.raises(KeyboardInterrupt):
-        G.save_gpt(_gpt(1), folder)
+        gpt_io.save_gpt(_gpt(1), folder)
     monkeypatch.undo()
     assert _files(folder) == before and [p.name for p in tmp_path.iterdir()] == ["model"]
     idx = torch.randint(97, (1, 8))
-    assert torch.equal(G.load_gpt(folder).eval()(idx), old.eval()(idx))
+    assert torch.equal(gpt_io.load_gpt(folder).eval()(idx), old.eval()(idx))
 
 
 def test_save_gpt_on_a_full_disk_names_the_folder(tmp_path, monkeypatch):
     folder = tmp_path / "model"
-    G.save_gpt(_gpt(0), folder)
+    gpt_io.save_gpt(_gpt(0), folder)
     before = _files(folder)
     monkeypatch.setattr(os, "fsync", _enospc)
     with pytest.raises(DiskFullError, match="disk full"):
-        G.save_gpt(_gpt(1), folder)
+        gpt_io.save_gpt(_gpt(1), folder)
     monkeypatch.undo()
     assert _files(folder) == before
 
@@ -204,7 +205,7 @@ def test_save_gpt_on_a_full_disk_names_the_folder(tmp_path, monkeypatch):
 def test_save_gpt_refuses_to_replace_a_folder_that_is_not_a_model(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="no saved model.*new or empty folder"):
-        G.save_gpt(_gpt(0), tmp_path)
+        gpt_io.save_gpt(_gpt(0), tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 

@@ -21,7 +21,8 @@ import torch
 from helpers.course.catchup import RUN_FILE
 from helpers.course.profiles import get_profile
 from helpers.course.scale_out import per_process
-from helpers.scratch.gpt import GPT, load_gpt
+from helpers.scratch.gpt import GPT
+from helpers.scratch.gpt_io import load_gpt
 from helpers.scratch.pretrain import SEED
 
 REPO = Path(__file__).resolve().parent.parent

@@ -36,7 +36,8 @@ from helpers.course.artifacts import artifacts_dir
 from helpers.course.profiles import PretrainSizes, Profile, get_profile
 from helpers.instruct.lora import load_adapter, save_adapter, tune
 from helpers.instruct.models import LoadedModel, load_model
-from helpers.scratch.gpt import CONFIG_FILE, GPT, GPTConfig, load_gpt, save_gpt
+from helpers.scratch.gpt import GPT, GPTConfig
+from helpers.scratch.gpt_io import CONFIG_FILE, load_gpt, save_gpt
 from helpers.scratch.pretrain import SEED, pretrain_config, pretraining_data
 from helpers.scratch.tokenizer import (
     COURSE_FILE,
@@ -140,7 +141,7 @@ def _made_from(profile: Profile, tokenizer: BPETokenizer) -> dict:
 
 def save_pretrained(model: GPT, record: RunRecord, tokenizer: BPETokenizer, profile: Profile | str | None,
                     folder: str | os.PathLike | None = None) -> Path:
-    """Save the model (helpers.scratch.gpt.save_gpt) and, beside it, its run record and what it was made from.
+    """Save the model (helpers.scratch.gpt_io.save_gpt) and, beside it, its run record and what it was made from.
 
     The record is written after the model: a save interrupted between the two leaves no RUN_FILE, so the
     catch-up pretrains again rather than trusting a model it cannot vouch for.

@@ -1,16 +1,16 @@
-"""A tiny GPT: the model notebook 02 builds step by step, with KV-cache generation, save/load and export.
+"""A tiny GPT: the model notebook 02 builds step by step.
 
 What is here:
 - `GPTConfig` (sizes, with named presets) and `GPT`, a decoder-only transformer with GPT-2 conventions:
   learned position embeddings, pre-LayerNorm blocks (LayerNorm with bias), GELU with the tanh
   approximation, biases in every Linear, and an LM head tied to the token embeddings. Those conventions
-  make `to_transformers` exact: the same weights in a `GPT2LMHeadModel` give the same logits.
+  make `gpt_io.to_transformers` exact: the same weights in a `GPT2LMHeadModel` give the same logits.
 - `GPT.forward(idx) -> logits` (B, T, vocab_size); `lm_loss(logits, targets)` is the matching loss, so a
   generic training loop needs nothing GPT-specific.
 - `GPT.generate` / `GPT.stream`: temperature, top-k, top-p, stop tokens, with a KV cache (or without,
-  as the reference it must equal).
-- `save_gpt` / `load_gpt`: safetensors + JSON config, atomic writes, no pickle. (Where the course keeps
-  its pretrained tiny GPT, and the catch-up that rebuilds it, is `helpers.course.catchup`.)
+  as the reference it must equal); the decoding loop and the cache live in `helpers.scratch.generation`.
+Saving, loading and the export to transformers are `helpers.scratch.gpt_io`; where the course keeps its
+pretrained tiny GPT, and the catch-up that rebuilds it, is `helpers.course.catchup`.
 
 Left out on purpose: rotary embeddings, RMSNorm, grouped-query attention, weight loading from hub
 checkpoints — the course needs one clear GPT, and GPT-2's layout is the one transformers, pipelines
@@ -22,23 +22,15 @@ Parameter and FLOP counts of this model live with every other count: `helpers.me
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 
 import torch  # helpers/__init__ ran first (as the parent package) and set OMP_WAIT_POLICY
 import torch.nn as nn
 from torch.nn import functional as F
 
-from helpers.core.io import replace_dir, write_bytes, write_json
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1  # bump when the saved layout changes; load_gpt refuses versions it does not know
+from helpers.scratch.generation import KVCache, decode
 
 
 @dataclass(frozen=True)
@@ -95,26 +87,6 @@ PRESETS: dict[str, dict[str, int]] = {
     "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128),  # ~0.9 M: nanoGPT's CPU size, the benchmarks
     "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192),  # ~2.9 M: a laptop in minutes
 }
-
-
-class KVCache:
-    """Keys and values of every token seen so far, per layer, preallocated to block_size.
-
-    One forward pass with the cache appends its T new tokens at positions length..length+T-1; the next
-    pass only needs the newest token, because the keys and values of the older ones never change.
-    """
-
-    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype):
-        shape = (config.n_layer, 2, batch_size, config.n_head, config.block_size, config.head_size)
-        self.kv = torch.zeros(shape, device=device, dtype=dtype)  # (L, 2, B, nh, block, hs)
-        self.length = 0  # tokens stored so far (the same for every layer once a forward pass ends)
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the new (B, nh, T, hs) keys/values; return all of them so far, (B, nh, length+T, hs)."""
-        end = self.length + k.size(2)
-        self.kv[layer, 0, :, :, self.length : end] = k
-        self.kv[layer, 1, :, :, self.length : end] = v
-        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
 
 
 class CausalSelfAttention(nn.Module):
@@ -266,7 +238,7 @@ class GPT(nn.Module):
         that same token until every row has stopped (then generation ends early). use_cache=False
         recomputes the whole context each step: the slow reference the KV cache must equal.
         """
-        new = list(self._decode(idx, max_new_tokens, temperature, top_k, top_p, stop_tokens, use_cache, seed))
+        new = list(decode(self, idx, max_new_tokens, temperature, top_k, top_p, stop_tokens, use_cache, seed))
         return torch.cat([idx, *new], dim=1) if new else idx
 
     @torch.no_grad()
@@ -286,53 +258,11 @@ class GPT(nn.Module):
         if idx.size(0) != 1:
             raise ValueError(f"stream takes one prompt, got {idx.size(0)}: use generate() for a batch")
         stops = set(stop_tokens)
-        for token in self._decode(idx, max_new_tokens, temperature, top_k, top_p, stops, use_cache, seed):
+        for token in decode(self, idx, max_new_tokens, temperature, top_k, top_p, stops, use_cache, seed):
             t = int(token)
             if t in stops:
                 return
             yield t
-
-    def _decode(self, idx, max_new_tokens, temperature, top_k, top_p, stop_tokens, use_cache, seed):
-        """The decoding loop shared by generate and stream: yields the next tokens, (B, 1) each step."""
-        if idx.dim() != 2 or idx.size(1) == 0:
-            raise ValueError(f"the prompt must be (batch, time), >= 1 token; got shape {tuple(idx.shape)}")
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        check_sampling(temperature, top_k, top_p)
-        stops = torch.tensor(sorted(set(stop_tokens)), dtype=torch.long, device=idx.device)
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=idx.device).manual_seed(seed)
-        block = self.config.block_size
-        cache = None
-        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        was_training = self.training
-        self.eval()
-        try:
-            for _ in range(max_new_tokens):
-                if not use_cache:
-                    logits = self(idx[:, -block:])  # the whole (cropped) context, every step
-                elif cache is None or cache.length >= block:
-                    # First step, or the context outgrew block_size: (re)fill the cache with the last
-                    # block_size tokens. Past that point every step refills: the cache only helps inside
-                    # one block, because learned positions cannot slide.
-                    if cache is None:
-                        w = self.transformer.wte.weight
-                        cache = KVCache(self.config, idx.size(0), w.device, w.dtype)
-                    cache.length = 0
-                    logits = self(idx[:, -block:], cache=cache)
-                else:
-                    logits = self(idx[:, -1:], cache=cache)  # only the newest token: O(T) not O(T^2)
-                nxt = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-                if stops.numel():
-                    nxt = torch.where(finished[:, None], idx[:, -1:], nxt)  # finished: repeat its stop token
-                    finished |= torch.isin(nxt[:, 0], stops)
-                idx = torch.cat([idx, nxt], dim=1)
-                yield nxt
-                if stops.numel() and bool(finished.all()):
-                    return
-        finally:
-            self.train(was_training)
 
 
 def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
@@ -353,157 +283,3 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -10
     """Mean next-token cross-entropy: logits (B, T, V), targets (B, T); ignore_index targets are skipped."""
     flat = logits.reshape(-1, logits.size(-1))  # (B*T, V)
     return F.cross_entropy(flat, targets.reshape(-1), ignore_index=ignore_index)
-
-
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """Raise a clear error for sampling settings that make no sense."""
-    if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
-
-
-def sample_next_token(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Pick one token per row from logits (B, V) -> (B, 1).
-
-    temperature=0: argmax. Otherwise divide by the temperature, keep the top_k largest logits, then keep
-    the smallest set of tokens whose probability adds up to top_p (always at least the most likely one),
-    and sample from what is left.
-    """
-    check_sampling(temperature, top_k, top_p)
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
-        probs = F.softmax(sorted_logits, dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above each one
-        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-
-
-# ---- save / load -----------------------------------------------------------------------------------
-def save_gpt(model: GPT, folder: str | os.PathLike) -> Path:
-    """Save `model` as folder/model.safetensors + folder/config.json; the folder is replaced as a whole.
-
-    Both files are written into a temporary folder beside `folder`, which is swapped in only when both are
-    complete (helpers.core.io.replace_dir): an interrupted save leaves the previous model loadable, and any
-    other file in the old folder goes with it. A non-empty folder that is not a saved model (no config.json)
-    is refused rather than replaced. The tied LM head is not stored twice: it *is* the token embedding.
-    config.json records the sha256 of the weights, so load_gpt notices a weights file from another save.
-    """
-    from safetensors.torch import save
-
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile ...
-    model = getattr(model, "module", model)  # ... and DistributedDataParallel
-    if not isinstance(model, GPT):
-        raise TypeError(f"save_gpt saves a helpers.scratch.gpt.GPT, got {type(model).__name__}: for a transformers "
-                        "model use its save_pretrained(folder)")
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file: save_gpt saves into a folder; pass a folder path")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG_FILE).is_file():
-        raise FileExistsError(f"{folder} holds files but no saved model ({CONFIG_FILE}); save_gpt replaces the "
-                              "whole folder, so pass a new or empty folder, e.g. folder / 'tiny_gpt'")
-    state = model.state_dict()
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if k != "lm_head.weight"}
-    blob = save(tensors, metadata={"format": "pt"})
-    meta = {"format_version": FORMAT_VERSION, "config": asdict(model.config),
-            "weights_sha256": hashlib.sha256(blob).hexdigest()}
-    with replace_dir(folder) as tmp:
-        write_bytes(tmp / WEIGHTS_FILE, blob)
-        write_json(tmp / CONFIG_FILE, meta)
-    return folder
-
-
-def load_gpt(folder: str | os.PathLike, device: str | torch.device = "cpu") -> GPT:
-    """Load a GPT saved by `save_gpt`; every problem is an error naming the file and what to do."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    folder = Path(folder)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path.name} is missing from the model folder {folder.name!r}: save a model there with "
-                f"helpers.scratch.gpt.save_gpt(model, folder) (notebook 03 does this for the course model)"
-            )
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-        version, config_values = meta["format_version"], meta["config"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{CONFIG_FILE} in {folder.name!r} is not a save_gpt config ({err}): save the model "
-                         "again with save_gpt") from err
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{CONFIG_FILE} has format_version={version!r}, this code reads {FORMAT_VERSION}: "
-                         "save the model again with this version of helpers.scratch.gpt")
-    config = GPTConfig.from_dict(config_values)
-    blob = weights_path.read_bytes()
-    expected = meta.get("weights_sha256")
-    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
-        raise ValueError(f"{WEIGHTS_FILE} in {folder.name!r} does not match its {CONFIG_FILE} (corrupted, or "
-                         "from another save): save the model again with save_gpt")
-    try:
-        tensors = load(blob)
-    except SafetensorError as err:
-        raise ValueError(f"{WEIGHTS_FILE} in {folder.name!r} is corrupt or half-written ({err}): save the "
-                         "model again with save_gpt") from err
-    model = GPT(config)
-    wanted = {k: v.shape for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    missing, unexpected = sorted(set(wanted) - set(tensors)), sorted(set(tensors) - set(wanted))
-    wrong = [f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(wanted[k])}"
-             for k in wanted if k in tensors and tensors[k].shape != wanted[k]]
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"the weights in {folder.name!r} do not fit its config {config}: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}; fix config.json (vocab_size, "
-            "block_size, n_layer, n_head, n_embd) to match the weights, or save the model again"
-        )
-    model.load_state_dict(tensors, strict=False)  # lm_head.weight is tied to wte, loaded with it
-    return model.to(device)
-
-
-# ---- interoperability ------------------------------------------------------------------------------
-def to_transformers(model: GPT, eos_token_id: int | None = None):
-    """The same model as a transformers GPT2LMHeadModel (same weights, same logits in fp32).
-
-    Our nn.Linear stores weights as (out, in); GPT-2's Conv1D stores (in, out), so those are transposed.
-    The result works with transformers' `generate`, pipelines and peft.
-    """
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    c = model.config
-    hf_config = GPT2Config(
-        vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
-        n_head=c.n_head, n_inner=4 * c.n_embd, activation_function="gelu_new",
-        resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
-        layer_norm_epsilon=c.layer_norm_epsilon, tie_word_embeddings=True,
-        bos_token_id=eos_token_id, eos_token_id=eos_token_id, pad_token_id=eos_token_id,
-    )
-    hf = GPT2LMHeadModel(hf_config)
-    conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight":
-            continue
-        state[name] = tensor.t().contiguous() if name.endswith(conv1d) else tensor
-    missing, unexpected = hf.load_state_dict(state, strict=False)
-    # Only the tied head (and, in some versions, non-persistent attention-mask buffers) may be "missing".
-    buffers = (".attn.bias", ".attn.masked_bias")
-    really_missing = [k for k in missing if k != "lm_head.weight" and not k.endswith(buffers)]
-    if really_missing or unexpected:
-        raise RuntimeError(f"transformers' GPT-2 layout changed: missing {really_missing}, "
-                           f"unexpected {unexpected}; pin transformers<6 (tested with 5.24)")
-    hf.tie_weights()
-    return hf.to(model.transformer.wte.weight.device).eval()
