@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import datetime
 import math
+import numbers
 from dataclasses import dataclass, field, fields, replace
 
 import pandas as pd
+
+from helpers.core.checks import instance, text
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class Assumption:
     date: str  # when the figure was true (period or publication date)
 
     def check(self, name: str, upper: float | None = None) -> None:
-        ok = isinstance(self.value, (int, float)) and math.isfinite(self.value) and self.value > 0
+        value = self.value
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
         if not ok or (upper is not None and self.value > upper):
             bound = f"in (0, {upper}]" if upper is not None else "> 0"
             raise ValueError(
@@ -195,6 +199,7 @@ class Assumptions:
 
     # -- lookups -------------------------------------------------------------------------------
     def device(self, key: str) -> DeviceCosts:
+        text("device key", key, f"one of {', '.join(self.devices)}")
         if key not in self.devices:
             raise KeyError(
                 f"unknown device {key!r}: use one of {', '.join(self.devices)}, "
@@ -204,6 +209,7 @@ class Assumptions:
 
     def eur(self, a: Assumption) -> float:
         """In EUR (USD converted with usd_per_eur): Assumption(1.0824, "USD", ...) -> 1.0."""
+        instance("a", a, Assumption, "an Assumption of this table, e.g. assumptions.energy_price")
         return a.value / self.usd_per_eur.value if a.unit.startswith("USD") else a.value
 
     # -- editing -------------------------------------------------------------------------------
@@ -223,6 +229,9 @@ class Assumptions:
     ) -> Assumptions:
         """A copy with a device added or changed: with_device("my-laptop", power_w=45, hardware_price=1500).
         A new device needs at least power_w and hardware_price (EUR)."""
+        text("key", key, "name the device, e.g. 'my-laptop'")
+        if description is not None:
+            text("description", description, "describe the machine, or leave it None")
         base = self.devices.get(key)
         parts = {}
         for name in ("power_w", "hardware_price", "cloud_per_hour", "peak_flops"):

@@ -21,11 +21,13 @@ batching if you do it), staff time, networking, discounts for reserved capacity,
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
+from helpers.core.checks import count, flag, instance, number, text
 from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
 
 HOURS_PER_MONTH = 24 * 365 / 12  # 730 h: a calendar month on average
@@ -44,18 +46,17 @@ class CostModel:
     min_units: int = 0  # 1 for something you must own/keep running even at zero traffic
 
     def __post_init__(self) -> None:
+        text("CostModel.name", self.name, "name the option, e.g. 'local'")
         for f in ("fixed_eur_per_unit", "eur_per_request"):
-            if not (getattr(self, f) >= 0 and math.isfinite(getattr(self, f))):
-                raise ValueError(
-                    f"CostModel {self.name!r}: {f} must be a finite number >= 0, got {getattr(self, f)}"
-                )
-        if not self.requests_per_unit > 0:
-            raise ValueError(
-                f"CostModel {self.name!r}: requests_per_unit must be > 0, got {self.requests_per_unit}"
-            )
+            number(f"CostModel {self.name!r}: {f}", getattr(self, f), minimum=0, fix="EUR, e.g. 0.0")
+        rpu = self.requests_per_unit
+        if isinstance(rpu, bool) or not isinstance(rpu, numbers.Real) or not rpu > 0:  # inf = no limit
+            raise ValueError(f"CostModel {self.name!r}: requests_per_unit must be > 0 (math.inf = one machine "
+                             f"serves any volume), got {rpu!r}")
+        count(f"CostModel {self.name!r}: min_units", self.min_units, fix="1 for a machine you must keep")
 
     def units(self, requests):
-        r = np.asarray(requests, dtype=float)
+        r = volumes(requests)
         needed = (
             np.zeros_like(r) if math.isinf(self.requests_per_unit) else np.ceil(r / self.requests_per_unit)
         )
@@ -63,8 +64,25 @@ class CostModel:
 
     def cost(self, requests):
         """EUR per month at `requests` per month (scalar or array)."""
-        r = np.asarray(requests, dtype=float)
+        r = volumes(requests)
         return self.units(r) * self.fixed_eur_per_unit + self.eur_per_request * r
+
+
+def volumes(requests, name: str = "requests") -> np.ndarray:
+    """Monthly request volumes as floats, refusing what would answer with negative or NaN money:
+    volumes([0, 1e3]) -> array([0., 1000.]); volumes(-5) -> ValueError naming the value."""
+    if isinstance(requests, (str, bytes, bool)) or requests is None:
+        raise TypeError(f"{name} must be a number of requests per month (or an array of them), got {requests!r}")
+    try:
+        r = np.asarray(requests, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a number of requests per month (or an array of them), "
+                        f"got {requests!r} ({err})") from err
+    bad = r[~(np.isfinite(r) & (r >= 0))]
+    if bad.size:
+        raise ValueError(f"{name} must be a finite number of requests per month >= 0, got {float(bad.flat[0])!r}: "
+                         "a volume cannot be negative or NaN (e.g. 1e5)")
+    return r
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,10 @@ def crossovers(
 
     On each interval where neither needs another machine both costs are straight lines, so their
     difference d(R) = d0 + (va - vb)·R has at most one root there; at a step the sign of d can also flip."""
+    instance("a", a, CostModel)
+    instance("b", b, CostModel)
+    max_requests = number("max_requests", max_requests, 0, above_minimum=True, fix="requests per month, e.g. 1e8")
+    number("tokens_per_request", tokens_per_request, 0, above_minimum=True)
     edges = {0.0, float(max_requests)}
     for m in (a, b):
         if not math.isinf(m.requests_per_unit):
@@ -141,14 +163,13 @@ class BreakEvenInputs:
     cloud_always_on: bool = True  # an endpoint answers at any hour; False = rent only busy hours (batch)
 
     def __post_init__(self) -> None:
+        flag("BreakEvenInputs.cloud_always_on", self.cloud_always_on,
+             "True = an endpoint paid every hour, False = rented only while busy")
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or value is None:
+            if f.name == "cloud_always_on" or (value is None and f.name == "local_prefill_tokens_per_s"):
                 continue
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(
-                    f"break-even input {f.name} must be > 0, got {value!r}: give a positive number"
-                )
+            number(f"break-even input {f.name}", value, 0, above_minimum=True, fix="give a positive number")
         if self.max_utilisation > 1:
             raise ValueError(f"max_utilisation must be in (0, 1], got {self.max_utilisation}: e.g. 0.5")
 
@@ -172,11 +193,18 @@ class BreakEvenInputs:
         """Prices and power from the assumptions table. cloud_tokens_per_s defaults to the local speed:
         measure it on the rented machine if you can (generation is limited by memory bandwidth, so
         peak FLOP/s ratios are a poor guide)."""
+        instance("assumptions", assumptions, Assumptions, "edit DEFAULT_ASSUMPTIONS with .edit(...)")
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown break-even input(s) {unknown}: override some of "
+                            f"{[f.name for f in fields(cls)]}")
         a, local, cloud = assumptions, assumptions.device(local_device), assumptions.device(cloud_device)
         if cloud.cloud_per_hour is None:
             raise ValueError(
                 f"device {cloud_device!r} has no cloud price: pick one with cloud_per_hour (e.g. gpu-t4)"
             )
+        number("local_tokens_per_s", local_tokens_per_s, 0, above_minimum=True,
+               fix="the generation speed you measured (helpers.measure.latency.measure)")
         if cloud_tokens_per_s is None:
             both = local.peak_flops is not None and cloud.peak_flops is not None
             cloud_tokens_per_s = local_tokens_per_s * (
@@ -201,6 +229,7 @@ class BreakEvenInputs:
 
 def cost_models(x: BreakEvenInputs) -> dict[str, CostModel]:
     """The three options as CostModels (see the module docstring for what each includes)."""
+    instance("inputs", x, BreakEvenInputs, "build one with BreakEvenInputs.from_assumptions(...)")
     prefill = x.local_prefill_tokens_per_s or x.local_tokens_per_s
     local_s = x.tokens_out / x.local_tokens_per_s + x.tokens_in / prefill  # busy seconds per request
     busy_s_per_month = HOURS_PER_MONTH * 3600 * x.max_utilisation
@@ -237,7 +266,12 @@ class BreakEven:
         return df
 
     def cheapest(self, requests: float) -> str:
-        return min(self.models, key=lambda n: float(self.models[n].cost(requests)))
+        """The option with the lowest monthly cost at `requests` per month (one finite volume >= 0)."""
+        r = volumes(requests)
+        if r.ndim:
+            raise TypeError(f"cheapest takes one volume, got {r.size} values: call it once per volume, "
+                            "or read BreakEven.table()")
+        return min(self.models, key=lambda n: float(self.models[n].cost(float(r))))
 
 
 def break_even(
@@ -249,11 +283,21 @@ def break_even(
 ) -> BreakEven:
     """Cost curves of every option on a log grid of monthly volumes, and every crossover between each
     pair in (0, max_requests]. `inputs` is a BreakEvenInputs or ready-made CostModels by name."""
-    if not 0 < min_requests < max_requests:
+    number("min_requests", min_requests, 0, above_minimum=True, fix="requests per month, e.g. 1e2")
+    number("max_requests", max_requests, 0, above_minimum=True, fix="requests per month, e.g. 1e8")
+    if not min_requests < max_requests:
         raise ValueError(f"need 0 < min_requests < max_requests, got {min_requests}, {max_requests}")
+    count("points", points, 2, "points on the plotted grid, e.g. 400")
     if isinstance(inputs, BreakEvenInputs):
         models, tpr = cost_models(inputs), inputs.tokens_per_request
     else:
+        instance("inputs", inputs, (BreakEvenInputs, dict), "a BreakEvenInputs or {name: CostModel}")
+        if not inputs:
+            raise ValueError("inputs is an empty dict: give at least one {name: CostModel}")
+        for name, model in inputs.items():
+            instance(f"inputs[{name!r}]", model, CostModel)
+        if tokens_per_request is not None:
+            number("tokens_per_request", tokens_per_request, 0, above_minimum=True)
         models, tpr = dict(inputs), tokens_per_request or 1.0
     grid = np.geomspace(min_requests, max_requests, points)
     names = list(models)
@@ -269,8 +313,9 @@ def break_even(
 
 def plot_break_even(result: BreakEven, ax=None, title: str = "Monthly cost vs volume"):
     """Log-log cost curves with the crossovers marked. Returns the Figure."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
 
+    instance("result", result, BreakEven, "pass what break_even(...) returned")
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4))

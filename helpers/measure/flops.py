@@ -46,6 +46,8 @@ from typing import NamedTuple
 
 import torch.nn as nn
 
+from helpers.core.checks import count, instance, number, text
+
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022: compute-optimal D ≈ 20·N
 
 
@@ -68,6 +70,10 @@ class FlopCount:
     per_token: float
     method: str
 
+    def __post_init__(self) -> None:
+        number("FlopCount.per_token", self.per_token, 0, fix="FLOPs per token, e.g. 6 * N")
+        text("FlopCount.method", self.method, "say how the FLOPs were counted, e.g. '6N, N = matmul weights'")
+
     def times(self, tokens: float) -> float:
         """FLOPs for `tokens` tokens: FlopCount(6.0, '6N').times(10) -> 60.0."""
         _check_count("tokens", tokens, allow_zero=True)
@@ -82,15 +88,24 @@ class Attention:
     width: int  # n_head * head_size; for grouped-query attention the *query* heads (keys are repeated)
     seq_len: int  # T: the length of the sequences processed (the full T×T score matrix is counted)
 
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "width", "seq_len"):
+            count(f"Attention.{name}", getattr(self, name), 1)
+
     def forward_per_token(self) -> float:
         """4·L·d·T: q·kᵀ and scores·v, 2·T·d FLOPs each, per layer."""
         return 4.0 * self.n_layer * self.width * self.seq_len
 
 
 def _check_count(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value > 0 or (allow_zero and value == 0))
     if not ok:
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+
+
+def _check_model(model) -> None:
+    instance("model", model, nn.Module, "pass the torch model itself (for a LoadedModel: loaded.model)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,6 +114,9 @@ def _check_count(name: str, value: float, allow_zero: bool = False) -> None:
 def matmul_params(model: nn.Module, trainable: bool | None = None) -> int:
     """Weights of every nn.Linear in `model`, once per module (so a tied LM head counts once more, as it
     multiplies once more). trainable=True/False: only weights that do / do not need a gradient."""
+    _check_model(model)
+    if trainable is not None and not isinstance(trainable, bool):
+        raise ValueError(f"trainable must be True, False or None (all weights), got {trainable!r}")
     total = 0
     for module in model.modules():
         if isinstance(module, nn.Linear) and (trainable is None or module.weight.requires_grad == trainable):
@@ -109,6 +127,7 @@ def matmul_params(model: nn.Module, trainable: bool | None = None) -> int:
 def param_counts(model: nn.Module) -> ParamCounts:
     """Every named count of `model`. For GPT(GPTConfig(vocab_size=1024, block_size=64, n_layer=2,
     n_head=2, n_embd=64)): total 169,728, embedding 69,632, non_embedding 100,096, matmul 163,840."""
+    _check_model(model)
     params = list(model.parameters())  # shared tensors appear once
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     total = sum(p.numel() for p in params)
@@ -129,7 +148,7 @@ def gpt_param_counts(n_layer: int, n_embd: int, vocab_size: int, block_size: int
     Tied LM head: no parameters of its own, V·C more matmul weights."""
     for name, value in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab_size),
                         ("block_size", block_size)):
-        if not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     C, L = n_embd, n_layer
     embedding = vocab_size * C + block_size * C  # token + position tables
@@ -142,7 +161,8 @@ def gpt_param_counts(n_layer: int, n_embd: int, vocab_size: int, block_size: int
 def attention_of(model: nn.Module, seq_len: int) -> Attention:
     """The Attention sizes of our GPT (config n_layer, n_embd) or a transformers model (config
     num_hidden_layers, num_attention_heads, head_dim or hidden_size), at sequence length `seq_len`."""
-    _check_count("seq_len", seq_len)
+    _check_model(model)
+    count("seq_len", seq_len, 1, "the length of the sequences trained on, or None to leave attention out")
     config = getattr(model, "config", None)
     layers = getattr(config, "n_layer", None) or getattr(config, "num_hidden_layers", None)
     hidden = getattr(config, "n_embd", None) or getattr(config, "hidden_size", None)
@@ -173,9 +193,16 @@ def _attention_words(attention: Attention | None, factor: int) -> str:
             "(full T x T matrix; PaLM appendix B)")
 
 
+def _check_counts(counts: ParamCounts, attention: Attention | None) -> None:
+    instance("counts", counts, ParamCounts, "from param_counts(model) or gpt_param_counts(...)")
+    if attention is not None:
+        instance("attention", attention, Attention, "from attention_of(model, seq_len), or None")
+
+
 def count_training_flops(counts: ParamCounts, attention: Attention | None = None) -> FlopCount:
     """Training FLOPs per token from counts (no model needed): 4·N + 2·N_trainable (+ 12·L·d·T).
     gpt_param_counts(2, 64, 1024, 64) with Attention(2, 64, 64) -> 6·163,840 + 98,304 = 1,081,344."""
+    _check_counts(counts, attention)
     if counts.trainable == 0:
         raise ValueError("the model has no trainable parameters: training it does nothing; "
                          "count a forward pass with forward_flops_per_token / count_forward_flops")
@@ -195,6 +222,7 @@ def count_training_flops(counts: ParamCounts, attention: Attention | None = None
 
 def count_forward_flops(counts: ParamCounts, attention: Attention | None = None) -> FlopCount:
     """Forward FLOPs per token from counts: 2·N (+ 4·L·d·T)."""
+    _check_counts(counts, attention)
     per_token = 2.0 * counts.matmul
     if attention is not None:
         per_token += attention.forward_per_token()
@@ -252,6 +280,10 @@ def inherited_pretraining_flops(spec) -> InheritedCompute:
     """The pretraining compute a model carries into the instruct route: 6 × parameters × tokens from
     its model card (`helpers.instruct.models.ModelSpec`). The card's parameters include the embeddings,
     which for a tied-embedding model (SmolLM2) ≈ the matmul weights, as the table is also the LM head."""
+    missing = [f for f in ("name", "parameters", "training_tokens", "training_tokens_source") if not hasattr(spec, f)]
+    if missing:
+        raise TypeError(f"spec must be a helpers.instruct.models.ModelSpec, got {type(spec).__name__} (no "
+                        f"{', '.join(missing)}): use helpers.instruct.models.get_spec(name)")
     _check_count(f"{spec.name}.parameters", spec.parameters)
     _check_count(f"{spec.name}.training_tokens", spec.training_tokens)
     flops = full_training_flops(spec.parameters, spec.training_tokens)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from helpers.core.checks import count, number
 from helpers.measure.assumptions import Assumption
 
 
@@ -32,6 +33,13 @@ class StreamStats:
     prompt_tokens: int | None = None
     stopped: bool = False  # True if the user pressed stop
 
+    def __post_init__(self) -> None:
+        count("StreamStats.new_tokens", self.new_tokens)
+        number("StreamStats.first_token_seconds", self.first_token_seconds, 0)
+        number("StreamStats.total_seconds", self.total_seconds, 0)
+        if self.prompt_tokens is not None:
+            count("StreamStats.prompt_tokens", self.prompt_tokens, fix="or None when unknown")
+
     @property
     def tokens_per_second(self) -> float:
         """Decode pace after the first token (the first one pays for the whole prompt)."""
@@ -42,6 +50,9 @@ class StreamStats:
 
 def time_stream(stream: Iterable, prompt_tokens: int | None = None) -> StreamStats:
     """Consume `stream` and time it: time_stream(iter([1, 2, 3])).new_tokens -> 3."""
+    _check_stream("stream", stream)
+    if prompt_tokens is not None:
+        count("prompt_tokens", prompt_tokens, fix="the prompt's length in tokens, or None")
     start = time.perf_counter()
     first = None
     n = 0
@@ -53,16 +64,30 @@ def time_stream(stream: Iterable, prompt_tokens: int | None = None) -> StreamSta
     return StreamStats(n, first if first is not None else total, total, prompt_tokens)
 
 
+def _check_stream(name: str, stream) -> None:
+    if isinstance(stream, (str, bytes)) or not isinstance(stream, Iterable):
+        raise TypeError(f"{name} must be an iterator of tokens (e.g. model.stream(ids, 32)), got "
+                        f"{type(stream).__name__}: a string would be timed letter by letter")
+
+
 def measure(make_stream: Callable[[], Iterable], repeats: int = 3, warmup: int = 1,
             prompt_tokens: int | None = None) -> StreamStats:
     """Median over `repeats` timed runs after `warmup` untimed ones (the first run pays one-off costs).
 
     `make_stream` builds a fresh stream each time, e.g. `lambda: model.stream(ids, 32, temperature=0)`.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"measure needs repeats >= 1 and warmup >= 0, got {repeats=}, {warmup=}")
+    if not callable(make_stream) or isinstance(make_stream, Iterable):
+        raise TypeError(f"make_stream must be a function that builds a fresh stream, got "
+                        f"{type(make_stream).__name__}: write lambda: model.stream(ids, 32) (a stream is used up "
+                        "after one run)")
+    count("repeats", repeats, 1, "the median of at least one timed run")
+    count("warmup", warmup, 0, "untimed runs first, e.g. 1")
+    if prompt_tokens is not None:
+        count("prompt_tokens", prompt_tokens, fix="the prompt's length in tokens, or None")
     for _ in range(warmup):
-        for _ in make_stream():
+        stream = make_stream()
+        _check_stream("make_stream()", stream)
+        for _ in stream:
             pass
     runs = [time_stream(make_stream(), prompt_tokens) for _ in range(repeats)]
     return StreamStats(
@@ -83,6 +108,7 @@ class CloudRoundTrip:
 
     def stats(self, new_tokens: int) -> StreamStats:
         """The same numbers as a local StreamStats, for a side-by-side table."""
+        count("new_tokens", new_tokens, 1, "tokens in the answer, e.g. 32")
         first = self.network_rtt.value + self.first_token.value
         return StreamStats(new_tokens, first, first + (new_tokens - 1) / self.tokens_per_second.value)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.core.checks import instance, text
 from helpers.core.io import write_json
 from helpers.core.records import RunRecord
 from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
@@ -38,6 +39,17 @@ class EmptyLedgerError(ValueError):
     """Table/plot/compare asked of a ledger with no records."""
 
 
+def _names(name: str, value, example: str) -> list[str]:
+    """A list of names; a bare string is refused (it would be read letter by letter)."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of names, got {value!r}: write {example}")
+    value = list(value)
+    for v in value:
+        if not isinstance(v, str):
+            raise TypeError(f"{name} must hold names (strings), got {v!r} in {value!r}")
+    return value
+
+
 class Ledger:
     """Run records side by side. Saved as one JSON file (written atomically: temp file + rename).
 
@@ -45,6 +57,9 @@ class Ledger:
     one in place, so re-running a notebook updates its rows instead of piling up duplicates."""
 
     def __init__(self, records: Iterable[RunRecord] = ()):
+        if isinstance(records, RunRecord) or not isinstance(records, Iterable):
+            raise TypeError(f"Ledger takes a list of RunRecords, got {type(records).__name__}: "
+                            "write Ledger([record]) or Ledger() then ledger.add(record)")
         self.records: list[RunRecord] = []
         for r in records:
             self.add(r)
@@ -63,6 +78,7 @@ class Ledger:
         for r in self.records:
             if r.name == name:
                 return r
+        text("name", name)
         raise KeyError(f"no run named {name!r} in the ledger (it has {[r.name for r in self.records]})")
 
     def __len__(self) -> int:
@@ -73,6 +89,7 @@ class Ledger:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the ledger to `path` atomically: a reader sees the old ledger or the new one, never half."""
+        instance("path", path, (str, os.PathLike), "a file path such as 'artifacts/ledger.json'")
         return write_json(Path(path), {"format": 1, "records": [r.to_dict() for r in self.records]}, indent=1)
 
     @classmethod
@@ -82,17 +99,31 @@ class Ledger:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Ledger:
+        instance("path", path, (str, os.PathLike), "a file path such as 'artifacts/ledger.json'")
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(
                 f"no ledger at {path.name}: run the notebook that writes it, or start Ledger()"
             )
         try:
-            payload = json.loads(path.read_text())
+            payload = json.loads(path.read_text(encoding="utf-8"))
             records = payload["records"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path.name} is not a ledger file ({err}): delete it and re-run") from err
-        return cls(RunRecord.from_dict(r) for r in records)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path.name} is not a ledger file ({type(err).__name__}: {err}): delete it and "
+                             "re-run the notebooks that write it") from err
+        if not isinstance(records, list):
+            raise ValueError(f"{path.name}: 'records' holds a {type(records).__name__}, not a list: delete the "
+                             "file and re-run the notebooks that write it")
+        loaded = []
+        for i, r in enumerate(records):
+            if not isinstance(r, dict):
+                raise ValueError(f"{path.name}: record {i} is a {type(r).__name__}, not a run record: delete "
+                                 "the file and re-run the notebooks that write it")
+            try:
+                loaded.append(RunRecord.from_dict(r))
+            except ValueError as err:
+                raise ValueError(f"{path.name}: record {i} ({r.get('name')!r}): {err}") from err
+        return cls(loaded)
 
     def _require_records(self, what: str) -> None:
         if not self.records:
@@ -106,6 +137,8 @@ class Ledger:
     ) -> pd.DataFrame:
         """One row per run: time, tokens, FLOPs, MFU, kWh (and how), EUR, every metric, and the
         record.extra entries named in `extras` (e.g. ("n_examples", "label_noise"); missing -> NaN)."""
+        extras = _names("extras", extras, '("n_examples",)')
+        instance("assumptions", assumptions, Assumptions, "edit DEFAULT_ASSUMPTIONS with .edit(...)")
         self._require_records("asking for a table")
         rows = []
         for r in self.records:
@@ -139,6 +172,10 @@ class Ledger:
         """Bar charts, one panel per column, runs side by side (log scale). Returns the Figure."""
         import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
 
+        columns = _names("columns", columns, '("seconds", "total_eur")')
+        if not columns:
+            raise ValueError("columns is empty: name at least one column, e.g. ('seconds', 'total_eur')")
+
         table = self.table(assumptions, device_key)
         missing = [c for c in columns if c not in table.columns]
         if missing:
@@ -158,6 +195,12 @@ class Ledger:
         return fig
 
     def compare(self, metric: str, names: Sequence[str] | None = None) -> pd.DataFrame:
+        text("metric", metric, "a metric name such as 'accuracy'")
+        if names is not None:
+            names = _names("names", names, '["run a", "run b"]')
+            unknown = [n for n in names if n not in {r.name for r in self.records}]
+            if unknown:
+                raise KeyError(f"no run named {unknown} in the ledger (it has {[r.name for r in self.records]})")
         self._require_records("comparing")
         chosen = [r for r in self.records if names is None or r.name in names]
         return compare(chosen, metric)
@@ -165,6 +208,11 @@ class Ledger:
 
 def compare(records: Sequence[RunRecord], metric: str) -> pd.DataFrame:
     """`metric` of several runs side by side — only if they were measured on the same test set."""
+    text("metric", metric, "a metric name such as 'accuracy'")
+    if isinstance(records, RunRecord) or not isinstance(records, Sequence):
+        raise TypeError(f"records must be a list of RunRecords, got {type(records).__name__}: write [record]")
+    for i, r in enumerate(records):
+        instance(f"records[{i}]", r, RunRecord)
     if not records:
         raise EmptyLedgerError("nothing to compare: pass at least one RunRecord")
     for r in records:

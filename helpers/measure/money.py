@@ -19,12 +19,12 @@ References: Hoffmann et al. 2022 (Chinchilla, arXiv:2203.15556) for D ≈ 20·N.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
+from helpers.core.checks import instance, non_empty, number, text
 from helpers.core.records import RunRecord
 from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
 from helpers.measure.flops import CHINCHILLA_TOKENS_PER_PARAM, full_training_flops
@@ -32,9 +32,20 @@ from helpers.measure.flops import CHINCHILLA_TOKENS_PER_PARAM, full_training_flo
 HOURS_PER_YEAR = 24 * 365  # 8760: the amortisation period is counted in calendar hours
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+def _check_positive(name: str, value: float, fix: str = "") -> float:
+    return number(name, value, 0, above_minimum=True, fix=fix)
+
+
+def _check_record(record: RunRecord) -> RunRecord:
+    """A RunRecord whose time and energy can be priced. RunRecord refuses NaN or negative numbers when it
+    is made; this catches a field changed afterwards, so no path returns NaN money."""
+    instance("record", record, RunRecord, "pass the RunRecord that helpers.core.training.train returned")
+    number(f"record {record.name!r}: wall_seconds", record.wall_seconds, 0,
+           fix="it was changed after the record was made; re-run the training or set the measured time")
+    if record.energy_kwh is not None:
+        number(f"record {record.name!r}: energy_kwh", record.energy_kwh, 0,
+               fix="set the measured kWh, or None to estimate it from the assumptions")
+    return record
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,12 +53,15 @@ def _check_positive(name: str, value: float) -> None:
 # ---------------------------------------------------------------------------------------------
 def estimated_kwh(seconds: float, power_w: float) -> float:
     """Energy of `power_w` watts for `seconds`: estimated_kwh(3600, 1000) -> 1.0."""
+    number("seconds", seconds, 0, fix="a duration in seconds")
+    number("power_w", power_w, 0, fix="a power in watts")
     return power_w * seconds / 3.6e6
 
 
 def default_device_key(device: str) -> str:
     """The assumption row for a torch device type when the learner has not named one:
     cpu -> cpu-laptop (the course's typical machine), cuda -> by GPU name if known, else gpu-t4."""
+    text("device", device, "a torch device type such as 'cpu' or 'cuda'")
     kind = device.split(":")[0]
     if kind == "cuda":
         try:
@@ -71,7 +85,12 @@ def attach_energy(
 ) -> RunRecord:
     """Fill record.energy_kwh / energy_method: measured if `meter` (an EnergyMeter that ran around the
     training) measured something, else power × wall time from the assumptions, labelled "estimated"."""
+    _check_record(record)
+    instance("assumptions", assumptions, Assumptions, "edit DEFAULT_ASSUMPTIONS with .edit(...)")
+    if meter is not None and not hasattr(meter, "kwh"):
+        raise TypeError(f"meter must be a helpers.core.energy.EnergyMeter (or None), got {type(meter).__name__}")
     if meter is not None and meter.kwh is not None:
+        number("meter.kwh", meter.kwh, 0, fix="the meter measured nothing usable: pass meter=None to estimate")
         record.energy_kwh, record.energy_method = meter.kwh, meter.method
         return record
     key = device_key or default_device_key(record.device)
@@ -116,10 +135,10 @@ def run_cost(
     kWh: record.energy_kwh if set (measured or estimated earlier), else power × wall time ("estimated").
     Amortisation: price / (years · 8760 h · utilisation) per busy hour, times the run's hours.
     Cloud: on-demand hourly price × hours (the same wall time on the rented equivalent)."""
+    _check_record(record)
+    instance("assumptions", assumptions, Assumptions, "edit DEFAULT_ASSUMPTIONS with .edit(...)")
     key = device_key or default_device_key(record.device)
     dev = assumptions.device(key)
-    if record.wall_seconds < 0:
-        raise ValueError(f"record {record.name!r} has wall_seconds={record.wall_seconds}: it must be >= 0")
     hours = record.wall_seconds / 3600
     if record.energy_kwh is not None:
         kwh, method = record.energy_kwh, record.energy_method or "given in the record"
@@ -147,6 +166,14 @@ class Machine:
     cloud_eur_per_hour: float | None
     source: str
 
+    def __post_init__(self) -> None:
+        _check_positive(f"Machine {self.name!r}: peak_flops", self.peak_flops, "FLOP/s, e.g. 312e12")
+        number(f"Machine {self.name!r}: mfu", self.mfu, 0, 1, above_minimum=True, fix="a fraction, e.g. 0.4")
+        _check_positive(f"Machine {self.name!r}: power_w", self.power_w)
+        if self.cloud_eur_per_hour is not None:
+            number(f"Machine {self.name!r}: cloud_eur_per_hour", self.cloud_eur_per_hour, 0,
+                   fix="None when it cannot be rented")
+
 
 def reference_machines(
     measured_flops_per_s: float | None = None,
@@ -157,6 +184,14 @@ def reference_machines(
 ) -> list[Machine]:
     """This machine (measured peak and MFU from a run, if given) plus data-centre GPUs at their stated
     peak bf16 FLOP/s and the assumed data-centre MFU."""
+    if measured_flops_per_s is not None:
+        _check_positive("measured_flops_per_s", measured_flops_per_s, "the matmul peak notebook 00 measured")
+    if measured_mfu is not None:
+        number("measured_mfu", measured_mfu, 0, 1, above_minimum=True, fix="RunRecord.mfu of a run, or None")
+    instance("assumptions", assumptions, Assumptions)
+    if isinstance(gpu_keys, str):
+        raise TypeError(f"gpu_keys must be a list of device keys, got the string {gpu_keys!r}: write "
+                        f"({gpu_keys!r},)")
     machines = []
     if measured_flops_per_s is not None:
         dev = assumptions.device(local_key)
@@ -226,10 +261,9 @@ def pretraining_estimate(
         ("price_eur_per_kwh", price_eur_per_kwh),
     ):
         _check_positive(name, value)
-    if not 0 < utilisation <= 1:
-        raise ValueError(
-            f"utilisation (MFU) must be in (0, 1], got {utilisation}: e.g. 0.4 for a tuned GPU run"
-        )
+    number("utilisation (MFU)", utilisation, 0, 1, above_minimum=True, fix="e.g. 0.4 for a tuned GPU run")
+    if cloud_eur_per_hour is not None:
+        number("cloud_eur_per_hour", cloud_eur_per_hour, 0, fix="None when there is no cloud equivalent")
     flops = full_training_flops(n_params, tokens)
     hours = flops / (flops_per_s * utilisation) / 3600
     kwh = estimated_kwh(hours * 3600, power_w)
@@ -244,6 +278,14 @@ def pretraining_table(
     tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
 ) -> pd.DataFrame:
     """One row per (model size, machine): tokens, FLOPs, device-hours, kWh, energy EUR, cloud EUR."""
+    if isinstance(n_params_list, (str, bytes)) or not isinstance(n_params_list, Iterable):
+        raise TypeError(f"n_params_list must be a list of model sizes, got {n_params_list!r}: e.g. [1e8, 1e9]")
+    n_params_list = list(non_empty("n_params_list", list(n_params_list), "model sizes, e.g. [1e8, 1e9]"))
+    non_empty("machines", machines, "e.g. reference_machines()")
+    for i, m in enumerate(machines):
+        instance(f"machines[{i}]", m, Machine, "build them with reference_machines()")
+    _check_positive("tokens_per_param", tokens_per_param, "20 is Chinchilla's compute-optimal ratio")
+    instance("assumptions", assumptions, Assumptions)
     price = assumptions.eur(assumptions.energy_price)
     rows = []
     for n in n_params_list:

@@ -1,0 +1,100 @@
+"""Argument checks for public entry points: one message shape for every "bad input" error.
+
+Each check raises (ValueError for a wrong value, TypeError for a wrong kind of object) with a message that
+names the argument, the value it got and, when the caller passes one, the fix:
+
+    count("n", -5)            -> ValueError: n must be an integer >= 0, got -5
+    number("volume", nan, minimum=0, fix="pass requests per month")
+                              -> ValueError: volume must be a finite number >= 0, got nan: pass requests per month
+
+A bool is refused where a number is expected (`True` is an int to Python, never a count to a caller), and
+NaN or infinity wherever a finite number is expected. Each check returns the value, so a caller can write
+`n = count("n", n)` once at its boundary.
+
+Left out on purpose: tensor checks (shapes and dtypes belong to the module that knows them) and coercion
+(a string "5" is refused, not parsed: the caller's bug should surface where it is made).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sized
+
+
+def _fail(error: type[Exception], name: str, wanted: str, value, fix: str) -> None:
+    raise error(f"{name} must be {wanted}, got {value!r}" + (f": {fix}" if fix else ""))
+
+
+def count(name: str, value, minimum: int = 0, fix: str = "") -> int:
+    """An integer >= minimum (bools and floats refused): count("steps", 3) -> 3."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        wanted = f"an integer >= {minimum}" + (" (a bool is not a count)" if isinstance(value, bool) else "")
+        _fail(ValueError, name, wanted, value, fix)
+    return int(value)
+
+
+def number(name: str, value, minimum: float | None = None, maximum: float | None = None,
+           above_minimum: bool = False, fix: str = "") -> float:
+    """A finite real number within the bounds (NaN, inf and bools refused): number("p", 0.5, 0, 1) -> 0.5.
+
+    above_minimum=True makes the lower bound strict: number("price", 0, 0, above_minimum=True) raises."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if above_minimum else value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'>' if above_minimum else '>='} {minimum:g}")
+        if maximum is not None:
+            bounds.append(f"<= {maximum:g}")
+        _fail(ValueError, name, "a finite number" + (" " + " and ".join(bounds) if bounds else ""), value, fix)
+    return float(value)
+
+
+def flag(name: str, value, fix: str = "") -> bool:
+    """True or False, nothing else (1, "yes" and None are refused)."""
+    if not isinstance(value, bool):
+        _fail(ValueError, name, "True or False", value, fix)
+    return value
+
+
+def text(name: str, value, fix: str = "") -> str:
+    """A non-empty string (whitespace only counts as empty)."""
+    if not isinstance(value, str) or not value.strip():
+        _fail(ValueError if isinstance(value, str) else TypeError, name, "a non-empty string", value, fix)
+    return value
+
+
+def one_of(name: str, value, choices, fix: str = "") -> object:
+    """`value` if it is one of `choices`: one_of("too_long", "drop", ("drop", "truncate")) -> 'drop'."""
+    if isinstance(value, bool) or value not in choices:
+        _fail(ValueError, name, "one of " + ", ".join(repr(c) for c in choices), value, fix)
+    return value
+
+
+def instance(name: str, value, kind: type | tuple[type, ...], fix: str = "") -> object:
+    """`value` if it is an instance of `kind`, else a TypeError naming the type it is."""
+    if not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        wanted = " or ".join(f"a {k.__module__}.{k.__qualname__}".replace("builtins.", "") for k in kinds)
+        raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {_short(value)}"
+                        + (f": {fix}" if fix else ""))
+    return value
+
+
+def non_empty(name: str, value, fix: str = "") -> Sized:
+    """A sized collection (list, tuple, DataFrame...) with at least one item; a str is refused (not a list)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sized):
+        raise TypeError(f"{name} must be a list (or another sized collection), got {type(value).__name__} "
+                        f"{_short(value)}" + (f": {fix}" if fix else ""))
+    if len(value) == 0:
+        raise ValueError(f"{name} is empty" + (f": {fix}" if fix else ""))
+    return value
+
+
+def _short(value) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
