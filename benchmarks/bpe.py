@@ -31,7 +31,8 @@ import regex
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers.core.data import pretraining_text  # noqa: E402
-from helpers.scratch.tokenizer import DEFAULT_SPECIAL_TOKENS, GPT4_SPLIT_PATTERN, BPETokenizer, train_merges  # noqa: E402
+from helpers.scratch.bpe_trainer import train_merges  # noqa: E402
+from helpers.scratch.tokenizer import DEFAULT_SPECIAL_TOKENS, GPT4_SPLIT_PATTERN, BPETokenizer  # noqa: E402
 from tests.notebook_defs import load_definitions  # noqa: E402
 
 VOCAB = 1024

@@ -19,15 +19,11 @@ from hypothesis import strategies as st
 from helpers.core import data
 from helpers.core.data import pretraining_text
 from helpers.scratch import reference_tokenizers as refs
+from helpers.scratch.bpe_trainer import train_merges
 from helpers.scratch.parallel_text import load_parallel, side
-from helpers.scratch.tokenizer import (
-    DEFAULT_SPECIAL_TOKENS,
-    GPT4_SPLIT_PATTERN,
-    BPETokenizer,
-    TokenizerFileError,
-    bytes_to_unicode,
-    train_merges,
-)
+from helpers.scratch.tokenizer import DEFAULT_SPECIAL_TOKENS, GPT4_SPLIT_PATTERN, BPETokenizer
+from helpers.scratch.tokenizer_file import TokenizerFileError
+from helpers.scratch.tokenizer_hf import bytes_to_unicode
 from tests.notebook_defs import load_definitions
 
 N_SPECIAL = len(DEFAULT_SPECIAL_TOKENS)

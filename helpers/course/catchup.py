@@ -39,13 +39,8 @@ from helpers.instruct.models import LoadedModel, load_model
 from helpers.scratch.gpt import GPT, GPTConfig
 from helpers.scratch.gpt_io import CONFIG_FILE, load_gpt, save_gpt
 from helpers.scratch.pretrain import SEED, pretrain_config, pretraining_data
-from helpers.scratch.tokenizer import (
-    COURSE_FILE,
-    DEFAULT_SPECIAL_TOKENS,
-    GPT4_SPLIT_PATTERN,
-    BPETokenizer,
-    TokenizerFileError,
-)
+from helpers.scratch.tokenizer import COURSE_FILE, DEFAULT_SPECIAL_TOKENS, GPT4_SPLIT_PATTERN, BPETokenizer
+from helpers.scratch.tokenizer_file import TokenizerFileError
 
 TOKENIZER_DIR = "tokenizer"  # artifacts/tokenizer: notebook 01's course tokenizer
 GPT_DIR = "tiny_gpt"  # artifacts/tiny_gpt: where notebook 03 saves the pretrained model

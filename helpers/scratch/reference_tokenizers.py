@@ -25,7 +25,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from helpers.scratch.tokenizer import bytes_to_unicode
+from helpers.scratch.tokenizer_hf import bytes_to_unicode
 
 ENDOFTEXT = "<|endoftext|>"
 ENDOFPROMPT = "<|endofprompt|>"

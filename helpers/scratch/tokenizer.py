@@ -5,17 +5,10 @@ frequent adjacent pair into a new token; encoding replays the merges in the orde
 Text is first cut into chunks by a regex (GPT-4 style), so merges never cross a word/space/digit
 boundary; special tokens (end-of-text, chat turns) are never produced by merges.
 
-Fast because it is smart, not native: training counts each distinct chunk once (with its frequency);
-after a merge it visits only the chunks that contain the merged pair and updates only the counts next
-to each merged occurrence; a heap with lazy updates finds the next best pair. A chunk is held as a str
-whose characters are token ids, so applying a merge is one `str.replace`. Encoding caches each
-distinct chunk.
-
-Rules shared with the notebook's straightforward version (a test proves they learn the same merges):
-- the best pair is the most frequent; ties go to the smallest (left id, right id);
-- a pair whose merge would spell bytes that are already a token is skipped, so every id is a
-  distinct byte string (a Hugging Face `tokenizer.json` maps strings to ids and could not hold two);
-- special tokens in the training text are boundaries, never learned.
+Training is `helpers.scratch.bpe_trainer.train_merges` (incremental: it visits only what a merge
+changes); this module cuts the text into chunks for it and holds the result. Encoding caches each
+distinct chunk. The file format is `helpers.scratch.tokenizer_file` (`save`/`load`), the Hugging Face
+export `helpers.scratch.tokenizer_hf` (`to_hf`/`to_transformers`).
 
 Left out on purpose: byte-fallback/unknown tokens (every byte is a token), normalisation, dropout,
 and training on iterators larger than memory. References: Sennrich et al. 2016 (BPE for NMT);
@@ -24,9 +17,6 @@ Radford et al. 2019 (byte-level BPE, GPT-2); Karpathy's minbpe (the teaching des
 
 from __future__ import annotations
 
-import hashlib
-import heapq
-import json
 import operator
 import os
 from collections import Counter
@@ -37,6 +27,8 @@ from pathlib import Path
 import regex
 
 from helpers.core.io import write_text
+from helpers.scratch import tokenizer_file, tokenizer_hf
+from helpers.scratch.bpe_trainer import train_merges
 
 # The split pattern of cl100k_base (GPT-4's tokenizer) as tiktoken publishes it, with one portable
 # change — subtle: `\p{N}{1,3}+` is a possessive quantifier in Python's `regex` but means
@@ -48,128 +40,9 @@ GPT4_SPLIT_PATTERN = (
 )
 DEFAULT_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # end of text, chat turns
 EOT = "<|endoftext|>"
-FORMAT_NAME = "course-bpe"
-FORMAT_VERSION = 1  # bump when the file layout changes; load() refuses versions it does not know
 COURSE_FILE = "course.bpe"  # the course tokenizer's file name (helpers.course.catchup keeps it in artifacts/tokenizer/)
 MAX_VOCAB = 1_000_000  # ids are stored as characters while training/encoding (Unicode ends at 0x10FFFF)
 _NO_MERGE = chr(0x10FFFF)  # sorts after every id character: "no merge for this pair"
-
-
-class TokenizerFileError(ValueError):
-    """A saved tokenizer file is truncated, edited, from another format or another version."""
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte (HF byte-level vocabularies are written with it).
-
-    Printable Latin-1 bytes stand for themselves; the others are shifted to 256+: 32 (space) -> 'Ġ'.
-    """
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, shifted = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + shifted)
-            shifted += 1
-    return table
-
-
-def train_merges(
-    chunk_counts: dict[bytes, int], n_merges: int, merge_counts: list[int] | None = None
-) -> list[tuple[int, int]]:
-    """Learn up to `n_merges` merges from distinct chunks and their counts (stops early if no pair is left).
-
-    If `merge_counts` is a list, each merge appends how many tokens it removed from the training text
-    (its pair count, less overlaps: b"aaa" holds the pair (97, 97) twice but merges it once).
-
-    {b"aaab": 2}, n_merges=2 -> [(97, 97), (97, 98)]: "aa", then "ab" (tied with (256, 97): smaller ids win).
-    """
-    # Representation trick: a word is a str whose characters are token ids (chr(id)), so a merge is
-    # str.replace (left to right, non-overlapping: exactly `merge`), and a pair is a 2-character str
-    # whose ordering is the ordering of (left id, right id).
-    words = [c.decode("latin-1") for c in chunk_counts]
-    freqs = list(chunk_counts.values())
-    counts: dict[str, int] = {}
-    where: dict[str, set[int]] = {}  # pair -> words that contain it (may be stale, never incomplete)
-    for wi, (w, f) in enumerate(zip(words, freqs, strict=True)):
-        for i in range(len(w) - 1):
-            p = w[i : i + 2]
-            counts[p] = counts.get(p, 0) + f
-            s = where.get(p)
-            if s is None:
-                where[p] = {wi}
-            else:
-                s.add(wi)
-    heap = [(-c, p) for p, c in counts.items()]
-    heapq.heapify(heap)
-    vocab = [bytes([i]) for i in range(256)]
-    known = set(vocab)
-    merges: list[tuple[int, int]] = []
-    banned: set[str] = set()  # pairs whose merge would repeat an existing token
-    counts_get = counts.get
-    while len(merges) < n_merges and heap:
-        neg, pair = heapq.heappop(heap)
-        c = counts_get(pair, 0)
-        if c != -neg:
-            # subtle: only counts of pairs with the new token grow, and only those are pushed; a count
-            # that shrank leaves a too-high entry behind. Re-queue it at its true count and look again.
-            if c > 0 and pair not in banned:
-                heapq.heappush(heap, (-c, pair))
-            continue
-        a, b = ord(pair[0]), ord(pair[1])
-        spelled = vocab[a] + vocab[b]
-        if pair in banned or spelled in known:
-            banned.add(pair)  # never again: those bytes are a token already (see module docstring)
-            continue
-        new_id = len(vocab)
-        new = chr(new_id)
-        merges.append((a, b))
-        vocab.append(spelled)
-        known.add(spelled)
-        left, right = pair
-        fresh: set[str] = set()  # pairs with the new token: the only counts that grow
-        removed = 0
-        for wi in where.pop(pair, ()):
-            w = words[wi]
-            nw = w.replace(pair, new)
-            if len(nw) == len(w):
-                continue  # stale index: this word lost the pair to an earlier merge
-            f = freqs[wi]
-            removed += f * (len(w) - len(nw))
-            # Update only the neighbourhood of each merged occurrence: x a b y -> x N y.
-            j = nw.find(new)
-            while j >= 0:
-                counts[pair] -= f
-                if j > 0:
-                    x = nw[j - 1]
-                    counts[(right if x == new else x) + left] -= f  # old left pair (a N N b: was b a)
-                    q = x + new
-                    counts[q] = counts_get(q, 0) + f
-                    fresh.add(q)
-                    where_q = where.get(q)
-                    if where_q is None:
-                        where[q] = {wi}
-                    else:
-                        where_q.add(wi)
-                if j + 1 < len(nw) and nw[j + 1] != new:  # a following N is handled as its left pair
-                    y = nw[j + 1]
-                    counts[right + y] -= f
-                    q = new + y
-                    counts[q] = counts_get(q, 0) + f
-                    fresh.add(q)
-                    where_q = where.get(q)
-                    if where_q is None:
-                        where[q] = {wi}
-                    else:
-                        where_q.add(wi)
-                j = nw.find(new, j + 1)
-            words[wi] = nw
-        if merge_counts is not None:
-            merge_counts.append(removed)
-        for q in fresh:
-            heapq.heappush(heap, (-counts[q], q))
-    return merges
 
 
 def _check_special_tokens(special_tokens) -> list[str]:
@@ -426,161 +299,34 @@ class BPETokenizer:
         """Ids -> text; bytes that are not valid UTF-8 on their own (a cut multi-byte char) become '�'."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    # ---- save / load ----------------------------------------------------------------------
-    def _body(self) -> str:
-        lines = [
-            f"{FORMAT_NAME} v{FORMAT_VERSION}",
-            "# byte-level BPE saved by helpers.scratch.tokenizer; edits break the checksum on the last line",
-            f"pattern {json.dumps(self.pattern)}",
-            f"meta {json.dumps(self.meta, sort_keys=True)}",
-            f"special_tokens {len(self._specials)}",
-        ]
-        lines += [json.dumps(t) for t in self._specials]
-        lines.append(f"merges {len(self._merges)}")
-        lines += [f"{a} {b}" for a, b in self._merges]
-        return "\n".join(lines) + "\n"
-
+    # ---- save / load (the format: helpers.scratch.tokenizer_file) -------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write a readable text file (atomically: a crash never leaves half a file). Returns the path."""
-        body = self._body()
-        text = body + f"sha256 {hashlib.sha256(body.encode('utf-8')).hexdigest()}\n"
-        return write_text(path, text)
+        """Write a readable, checksummed text file (atomically: a crash never leaves half a file). Returns the path."""
+        return write_text(path, tokenizer_file.dumps(self))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
+        """Read a file written by `save`; a damaged or foreign file is a TokenizerFileError naming it."""
         path = Path(path)
         if path.is_dir():
             raise IsADirectoryError(
                 f"{path} is a folder: pass the tokenizer file inside it, e.g. {path / COURSE_FILE}"
             )
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise TokenizerFileError(f"{path} is not a text file: not a {FORMAT_NAME} tokenizer") from err
-        # folder/file names it without a machine-specific prefix (/home/...) in stored notebook outputs
-        return cls._parse(text, f"{path.parent.name}/{path.name}")
+        return tokenizer_file.read(path, cls)
 
-    @classmethod
-    def _parse(cls, text: str, name: str) -> BPETokenizer:
-        def bad(msg: str) -> TokenizerFileError:
-            return TokenizerFileError(f"{name}: {msg}")
-
-        first = text.split("\n", 1)[0].strip()
-        if not first.startswith(FORMAT_NAME + " "):
-            hint = ""
-            if first.startswith("{"):
-                hint = (
-                    " It looks like JSON (a Hugging Face tokenizer.json?): load that with "
-                    "transformers.PreTrainedTokenizerFast(tokenizer_file=...)."
-                )
-            elif first.startswith("minbpe"):
-                hint = " It is a minbpe model file: load it with minbpe."
-            raise bad(
-                f"not a {FORMAT_NAME} file (first line {first[:40]!r}).{hint} "
-                f"Files written by BPETokenizer.save start with '{FORMAT_NAME} v{FORMAT_VERSION}'."
-            )
-        if first != f"{FORMAT_NAME} v{FORMAT_VERSION}":
-            raise bad(
-                f"format {first!r} is not supported: this helpers reads '{FORMAT_NAME} v{FORMAT_VERSION}'. "
-                "Re-save it with the helpers version that wrote it, or retrain."
-            )
-        body, _, last = text.removesuffix("\n").rpartition("\n")
-        body += "\n"
-        if not text.endswith("\n") or not regex.fullmatch(r"sha256 [0-9a-f]{64}", last):
-            raise bad(
-                "the file is truncated (its last line should be 'sha256 <checksum>'): "
-                "save it again, or delete it and retrain"
-            )
-        if hashlib.sha256(body.encode("utf-8")).hexdigest() != last.removeprefix("sha256 "):
-            raise bad(
-                "the checksum does not match: the file was edited or damaged after saving. "
-                "Don't edit it by hand; delete it and retrain (or save again from Python)"
-            )
-        lines = body.split("\n")
-
-        def header(i: int, key: str) -> str:
-            if i >= len(lines) or not lines[i].startswith(key + " "):
-                raise ValueError(f"line {i + 1} should start with {key!r}")
-            return lines[i][len(key) + 1 :]
-
-        try:
-            pattern = json.loads(header(2, "pattern"))
-            meta = json.loads(header(3, "meta"))
-            n_special = int(header(4, "special_tokens"))
-            specials = [json.loads(line) for line in lines[5 : 5 + n_special]]
-            k = 5 + n_special
-            n_merges = int(header(k, "merges"))
-            merges = [tuple(int(x) for x in line.split()) for line in lines[k + 1 : k + 1 + n_merges]]
-            if (
-                len(merges) != n_merges
-                or any(len(m) != 2 for m in merges)
-                or lines[k + 1 + n_merges :] != [""]
-            ):
-                raise ValueError("the merge list does not have the length its header says")
-            if not isinstance(meta, dict):
-                raise ValueError("meta must be a JSON object")
-            return cls(merges, pattern, specials, meta)
-        except (ValueError, IndexError, TypeError, regex.error) as err:
-            raise bad(f"malformed content ({err}): delete it and retrain") from err
-
-    # ---- Hugging Face export --------------------------------------------------------------
-    def _hf_tokenizer(self):
-        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-
-        b2u = bytes_to_unicode()
-
-        def show(bs: bytes) -> str:
-            return "".join(b2u[b] for b in bs)
-
-        vocab = {show(bs): i for i, bs in enumerate(self._vocab)}
-        merges = [(show(self._vocab[a]), show(self._vocab[b])) for a, b in self._merges]
-        model = models.BPE(
-            vocab=vocab,
-            merges=merges,
-            dropout=None,
-            unk_token=None,
-            fuse_unk=False,
-            byte_fallback=False,
-            ignore_merges=False,
-        )
-        tok = Tokenizer(model)
-        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-        if self.pattern is not None:
-            split = pre_tokenizers.Split(Regex(self.pattern), behavior="isolated", invert=False)
-            tok.pre_tokenizer = pre_tokenizers.Sequence([split, byte_level])
-        else:
-            tok.pre_tokenizer = byte_level
-        tok.decoder = decoders.ByteLevel()
-        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self._specials])
-        got = {t: tok.token_to_id(t) for t in self._specials}
-        if (
-            got != self._specials
-        ):  # pragma: no cover - a tokenizers release that numbers added tokens differently
-            raise RuntimeError(f"HF export numbered the special tokens {got}, expected {self._specials}")
-        return tok
-
+    # ---- Hugging Face export (helpers.scratch.tokenizer_hf) -------------------------------
     def to_hf(self, path: str | os.PathLike) -> Path:
         """Write a Hugging Face `tokenizer.json` (a folder gets `tokenizer.json` inside). Returns the file.
 
-        Same ids as `encode(text, allowed_special="all")`. Limitation: HF splits text with Oniguruma,
-        whose Unicode tables are older than those of Python's `regex` (Unicode 17.0, 2025). A scan of
-        every code point found 17,480 that split differently, all of them unassigned in Unicode 14.0
-        (e.g. scripts added in 17.0); tests/test_tokenizer.py checks the characters assigned before.
+        Same ids as `encode(text, allowed_special="all")`, except for characters assigned in Unicode after
+        14.0 (see helpers.scratch.tokenizer_hf).
         """
-        path = Path(path)
-        if path.suffix != ".json":
-            path.mkdir(parents=True, exist_ok=True)
-            path = path / "tokenizer.json"
-        return write_text(path, self._hf_tokenizer().to_str(pretty=True))
+        return tokenizer_hf.save_tokenizer_json(self, path)
 
     def to_transformers(self):
         """A `PreTrainedTokenizerFast` giving the same ids (special tokens in text are always matched,
         like allowed_special='all')."""
-        from transformers import PreTrainedTokenizerFast
-
-        kwargs = {"eos_token": EOT} if EOT in self._specials else {}
-        return PreTrainedTokenizerFast(tokenizer_object=self._hf_tokenizer(), **kwargs)
+        return tokenizer_hf.to_transformers(self, eos_token=EOT if EOT in self._specials else None)
 
 
 def _split_on_specials(text: str, specials: Sequence[str]) -> list[str]:
