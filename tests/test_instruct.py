@@ -186,7 +186,9 @@ def test_prompt_longer_than_max_length_is_dropped_even_when_truncating(tok):
 
 
 def _enc(lengths):
-    return [masking.mask_prompt(list(range(10 * i, 10 * i + n - 1)), [99]) for i, n in enumerate(lengths)]
+    # length 1: the token alone, unlabelled (mask_prompt refuses an empty prompt: its label would be wrong)
+    return [masking.mask_prompt(list(range(10 * i, 10 * i + n - 1)), [99]) if n > 1
+            else masking.Encoded([99], [IGNORE_INDEX], 0) for i, n in enumerate(lengths)]
 
 
 def test_pack_hand_worked_example():

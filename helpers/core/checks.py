@@ -95,6 +95,22 @@ def non_empty(name: str, value, fix: str = "") -> Sized:
     return value
 
 
+def token_ids(name: str, value, fix: str = "") -> list[int]:
+    """A non-empty list of integer token ids >= 0 (a list, tuple or 1-D tensor): token_ids("ids", [5, 6])."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 1) == 1:
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of token ids, got {type(value).__name__} {_short(value)}"
+                        + (f": {fix}" if fix else ""))
+    if not value:
+        raise ValueError(f"{name} is empty: it needs at least one token id" + (f": {fix}" if fix else ""))
+    for i, t in enumerate(value):
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"{name}[{i}] must be a token id (an integer >= 0), got {t!r}"
+                             + (f": {fix}" if fix else ""))
+    return [int(t) for t in value]
+
+
 def _short(value) -> str:
     shown = repr(value)
     return shown if len(shown) <= 60 else shown[:57] + "..."

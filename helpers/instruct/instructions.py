@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from helpers.core.checks import count, instance, text
 from helpers.core.data import PROJECT_DATA_DIR, labelled_pool
 from helpers.core.io import read_jsonl
 
@@ -45,10 +46,14 @@ class FaqItem:
 def load_faq(split: str = "train", n: int | None = None,
              path: str | os.PathLike | None = None) -> list[FaqItem]:
     """The FAQ's `train` (240 rows) or `heldout` (60 paraphrased questions) split; n = a prefix."""
+    if n is not None:
+        count("n", n, 0, "how many rows (a prefix), or None for all of them")
     if path is None:
         if split not in ("train", "heldout"):
             raise ValueError(f"unknown FAQ split {split!r}: use 'train' or 'heldout'")
         path = FAQ_DIR / f"faq_{split}.jsonl"
+    else:
+        instance("path", path, (str, os.PathLike), "a JSONL file with the FAQ schema (data/faq/README.md)")
     items = [FaqItem(**{k: row[k] for k in FAQ_FIELDS}) for row in read_jsonl(path, FAQ_FIELDS)]
     return items if n is None else items[:n]
 
@@ -71,9 +76,21 @@ class Example:
                 raise TypeError(f"Example.{name} must be a string, got {type(value).__name__} ({where})")
         if not self.prompt.strip():
             raise ValueError(f"Example.prompt is empty ({where}): every example needs an instruction")
+        if self.system is not None and not isinstance(self.system, str):
+            raise TypeError(f"Example.system must be a string or None (the template's default), got "
+                            f"{type(self.system).__name__} ({where})")
+        if not isinstance(self.shots, tuple) or not all(
+                isinstance(s, tuple) and len(s) == 2 and all(isinstance(t, str) for t in s) for s in self.shots):
+            raise TypeError(f"Example.shots must be a tuple of (user, assistant) string pairs, got "
+                            f"{self.shots!r:.80} ({where}): e.g. (('Review: great', 'positive'),)")
+        instance("Example.source", self.source, str)
 
 
 def faq_examples(items: Iterable[FaqItem]) -> list[Example]:
+    """FAQ rows as examples with the Zefiro Bikes system prompt."""
+    items = list(items)
+    for i, item in enumerate(items):
+        instance(f"items[{i}]", item, FaqItem, "read them with load_faq()")
     return [Example(i.question, i.answer, FAQ_SYSTEM, source=f"faq:{i.id}") for i in items]
 
 
@@ -83,6 +100,13 @@ def sentiment_prompt(review: str) -> str:
 
 def sentiment_examples(reviews) -> list[Example]:
     """Reviews (a DataFrame with text and label, e.g. helpers.core.data.labelled_pool(n)) as instructions."""
+    columns = getattr(reviews, "columns", None)
+    if columns is None or "text" not in columns or "label" not in columns:
+        raise TypeError(f"reviews must be a DataFrame with 'text' and 'label' columns, got "
+                        f"{type(reviews).__name__}: e.g. helpers.core.data.labelled_pool(32)")
+    bad = [y for y in reviews["label"] if y not in SENTIMENT_ANSWERS]
+    if bad:
+        raise ValueError(f"reviews['label'] must be 0 (negative) or 1 (positive), got {bad[0]!r}")
     return [Example(sentiment_prompt(t), SENTIMENT_ANSWERS[int(y)], source="reviews:pool")
             for t, y in zip(reviews["text"], reviews["label"], strict=True)]
 
@@ -90,7 +114,15 @@ def sentiment_examples(reviews) -> list[Example]:
 def from_dataset(dataset, instruction_column: str = "instruction", response_column: str = "response",
                  system: str | None = None) -> list[Example]:
     """Any `datasets.Dataset` (or list of dicts) with instruction/response columns, as examples."""
+    text("instruction_column", instruction_column)
+    text("response_column", response_column)
+    if isinstance(dataset, (str, bytes, dict)) or not isinstance(dataset, Iterable):
+        raise TypeError(f"dataset must be a datasets.Dataset or a list of dicts, got {type(dataset).__name__}")
     rows = list(dataset)
+    if not rows:
+        raise ValueError("dataset is empty: there is nothing to tune on")
+    if not isinstance(rows[0], dict):
+        raise TypeError(f"dataset rows must be dicts of columns, got {type(rows[0]).__name__}")
     for name in (instruction_column, response_column):
         if rows and name not in rows[0]:
             raise KeyError(f"the dataset has no column {name!r} (it has {sorted(rows[0])}): pass "
@@ -101,6 +133,8 @@ def from_dataset(dataset, instruction_column: str = "instruction", response_colu
 
 def instruction_dataset(n_sentiment: int, seed: int = 0) -> list[Example]:
     """The course's tuning set: all 240 FAQ rows + `n_sentiment` review instructions, shuffled (seeded)."""
+    count("n_sentiment", n_sentiment, 0, "review instructions to add, e.g. 32 (InstructSizes.train_sentiment)")
+    count("seed", seed)
     examples = faq_examples(load_faq("train")) + sentiment_examples(labelled_pool(n_sentiment))
     random.Random(seed).shuffle(examples)
     return examples

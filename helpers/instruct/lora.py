@@ -32,19 +32,27 @@ from typing import Protocol
 import torch
 
 from helpers.core.batches import ListBatches
+from helpers.core.checks import count, instance, non_empty, number, text
 from helpers.core.io import replace_dir
 from helpers.core.records import RunRecord
 from helpers.core.training import TrainConfig, train
 from helpers.instruct.instructions import Example, instruction_dataset
 from helpers.instruct.masking import EncodeReport, encode_all, response_loss
+from helpers.instruct.models import LoadedModel
 from helpers.instruct.packing import pack, packed_batches, padding_waste
 from helpers.measure.flops import training_flops_per_token
 
 COURSE_ADAPTER_FILE = "course_adapter.json"  # our note beside peft's files: base model, how it was made
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"  # peft's file names
+
+
+class AdapterFileError(ValueError):
+    """A saved adapter cannot be read (damaged JSON or safetensors, a missing file, another base model)."""
 
 
 def linear_module_names(model: torch.nn.Module) -> list[str]:
     """Distinct last parts of the names of the model's nn.Linear layers: ['down_proj', ..., 'v_proj']."""
+    instance("model", model, torch.nn.Module, "pass the torch model (for a LoadedModel: loaded.model)")
     linear = (name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear))
     return sorted({name.rsplit(".", 1)[-1] for name in linear})
 
@@ -65,16 +73,7 @@ def add_lora(model: torch.nn.Module, target_modules: Sequence[str], r: int = 8, 
     """
     from peft import LoraConfig, get_peft_model  # heavy (imports accelerate): only when LoRA is used
 
-    available = linear_module_names(model)
-    missing = [t for t in target_modules if t not in available]
-    if missing:
-        raise ValueError(f"LoRA target module(s) {missing} do not exist in {type(model).__name__}; its "
-                         f"linear layers are named {available}: set ModelSpec.lora_target_modules "
-                         "(helpers.instruct.models) or target_modules= to some of those")
-    for name, value in (("r", r), ("alpha", alpha)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"LoRA {name} must be a positive integer, got {value!r} "
-                             f"(see InstructSizes.lora_{name})")
+    _check_lora_arguments(model, target_modules, r, alpha, dropout, seed)
     # subtle: without a KV cache transformers reads packing from position_ids (block-diagonal mask);
     # with one (config.use_cache=True, the default) it silently lets packed examples see each other.
     model.config.use_cache = False
@@ -83,6 +82,47 @@ def add_lora(model: torch.nn.Module, target_modules: Sequence[str], r: int = 8, 
                         bias="none", task_type="CAUSAL_LM")
     with _quiet_peft():
         return get_peft_model(model, config)
+
+
+def _conv1d_names(model: torch.nn.Module) -> list[str]:
+    """Last parts of the names of transformers' Conv1D layers (GPT-2's layout): ['c_attn', 'c_fc', 'c_proj']."""
+    from transformers.pytorch_utils import Conv1D  # heavy: imported with peft, only when LoRA is used
+
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, Conv1D)})
+
+
+def _check_lora_arguments(model, target_modules, r, alpha, dropout, seed) -> None:
+    instance("model", model, torch.nn.Module, "pass a transformers causal LM (for a LoadedModel: loaded.model)")
+    if getattr(model, "config", None) is None or not hasattr(model, "get_input_embeddings"):
+        raise TypeError(f"add_lora wraps a transformers causal LM, got {type(model).__name__}: load one with "
+                        "helpers.instruct.models.load_model (the tiny GPT of helpers.scratch is tuned whole)")
+    if isinstance(target_modules, str):
+        raise TypeError(f"target_modules must be a list of layer names, got the string {target_modules!r}: "
+                        f"write [{target_modules!r}]")
+    instance("target_modules", target_modules, (list, tuple), "e.g. ['q_proj', 'v_proj']")
+    non_empty("target_modules", target_modules, "name the linear layers to adapt, e.g. ['q_proj', 'v_proj']")
+    available = linear_module_names(model)
+    missing = [t for t in target_modules if t not in available]
+    conv = [t for t in missing if t in _conv1d_names(model)]
+    if conv:
+        raise ValueError(
+            f"LoRA target module(s) {conv} of {type(model).__name__} exist but are transformers Conv1D layers "
+            "(GPT-2's (in, out) weight layout), not nn.Linear; add_lora adapts nn.Linear layers only (the ones "
+            f"helpers.measure.flops counts). Its linear layers are named {available}: target some of those, or "
+            f"wrap the Conv1D layers with peft directly: get_peft_model(model, LoraConfig(target_modules={conv}, "
+            "fan_in_fan_out=True)) (FLOPs then not counted by helpers.measure.flops)")
+    if missing:
+        raise ValueError(f"LoRA target module(s) {missing} do not exist in {type(model).__name__}; its "
+                         f"linear layers are named {available}: set ModelSpec.lora_target_modules "
+                         "(helpers.instruct.models) or target_modules= to some of those")
+    for name, value in (("r", r), ("alpha", alpha)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"LoRA {name} must be a positive integer, got {value!r} "
+                             f"(see InstructSizes.lora_{name})")
+    number("LoRA dropout", dropout, 0, 1, fix="a probability below 1, e.g. 0.05 (InstructSizes.lora_dropout)")
+    if dropout == 1:
+        raise ValueError("LoRA dropout must be below 1, got 1: it would drop every input (e.g. 0.05)")
+    count("seed", seed)
 
 
 def _adapter_card(base_model: str, info: dict) -> str:
@@ -99,8 +139,19 @@ def save_adapter(peft_model, folder: str | os.PathLike, base_model: str, note: d
     `base_model` (e.g. 'smollm2-135m-instruct') replaces the machine path peft would record. Every file is
     written into a temporary folder that replaces `folder` only when complete (`replace_dir`).
     """
+    if not hasattr(peft_model, "peft_config") or not callable(getattr(peft_model, "save_pretrained", None)):
+        raise TypeError(f"peft_model must be a peft PeftModel (what add_lora or tune returned), got "
+                        f"{type(peft_model).__name__}: a plain model has no adapter to save")
+    instance("folder", folder, (str, os.PathLike), "a folder path such as 'artifacts/adapter'")
+    text("base_model", base_model, "the registry name of the base model, e.g. 'smollm2-135m-instruct'")
+    if note is not None:
+        instance("note", note, dict, "a dict of facts about the run, e.g. {'steps': 8}")
     folder = Path(folder)
     info = {"base_model": base_model, **(note or {})}
+    try:
+        json.dumps(info)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"note must hold only JSON values (str, numbers, lists, dicts): {err}") from err
     with replace_dir(folder) as tmp:
         peft_model.save_pretrained(tmp)
         # subtle: rename the base model only in the written file; peft reads the real path while saving
@@ -116,16 +167,58 @@ def save_adapter(peft_model, folder: str | os.PathLike, base_model: str, note: d
 
 
 def load_adapter(base_model: torch.nn.Module, folder: str | os.PathLike):
-    """Stock peft loading: PeftModel.from_pretrained(base, folder), in eval mode."""
+    """Stock peft loading: PeftModel.from_pretrained(base, folder), in eval mode.
+
+    A damaged adapter (bad JSON, bad safetensors, a missing weights file) or one made for another base model
+    raises AdapterFileError naming the file and the fix, instead of peft's or safetensors' own error."""
     from peft import PeftModel  # heavy (imports accelerate): only when an adapter is loaded
 
+    instance("base_model", base_model, torch.nn.Module, "the model the adapter was trained on (loaded.model)")
+    instance("folder", folder, (str, os.PathLike), "the adapter's folder, e.g. 'artifacts/adapter'")
     folder = Path(folder)
-    if not (folder / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"no adapter_config.json in {folder.name}/: save one with "
+    if not (folder / ADAPTER_CONFIG).is_file():
+        raise FileNotFoundError(f"no {ADAPTER_CONFIG} in {folder.name}/: save one with "
                                 "helpers.instruct.lora.save_adapter (notebook 05 does), or call "
                                 "helpers.course.catchup.tuned_model(), which trains one")
-    with _quiet_peft():
-        return PeftModel.from_pretrained(base_model, folder).eval()
+    config = _check_adapter_files(folder)
+    try:
+        with _quiet_peft():
+            return PeftModel.from_pretrained(base_model, folder).eval()
+    except RuntimeError as err:
+        if "size mismatch" not in str(err):
+            raise
+        raise AdapterFileError(
+            f"the adapter in {folder.name}/ was trained on another base model (it names "
+            f"{config.get('base_model_name_or_path')!r}; its shapes do not fit {type(base_model).__name__}): load "
+            f"the base model it was made for, or delete {folder.name}/ and tune again") from err
+
+
+def _damaged(folder: Path, name: str, why: str) -> AdapterFileError:
+    return AdapterFileError(
+        f"{folder.name}/{name} is damaged ({why}): re-save the adapter with helpers.instruct.lora.save_adapter, "
+        f"or delete the folder {folder.name}/ and run notebook 05 again (helpers.course.catchup.tuned_model "
+        "trains a new one when the folder is missing)")
+
+
+def _check_adapter_files(folder: Path) -> dict:
+    """Read the adapter's config and the header of its weights, naming the file that is damaged."""
+    from safetensors import SafetensorError, safe_open  # heavy: comes with transformers
+
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _damaged(folder, ADAPTER_CONFIG, f"not JSON: {err}") from err
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise _damaged(folder, ADAPTER_CONFIG, "not a peft adapter config: no peft_type")
+    weights = folder / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        raise _damaged(folder, ADAPTER_WEIGHTS, "missing")
+    try:
+        with safe_open(weights, framework="pt") as f:
+            f.keys()
+    except SafetensorError as err:
+        raise _damaged(folder, ADAPTER_WEIGHTS, f"not a safetensors file: {err}") from err
+    return config
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -159,6 +252,14 @@ def tune(loaded, sizes: TuneSizes, examples: Sequence[Example] | None = None, se
 
     loss_fn: None = `response_loss` for transformers models (same value as the loop's default, faster).
     """
+    instance("loaded", loaded, LoadedModel, "load one with helpers.instruct.models.load_model()")
+    missing = [f for f in TuneSizes.__annotations__ if not hasattr(sizes, f)]
+    if missing:
+        raise TypeError(f"sizes lacks {missing}: pass a helpers.course.profiles.InstructSizes "
+                        "(e.g. get_profile().instruct)")
+    count("seed", seed)
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, batch) -> loss, or None, got {type(loss_fn).__name__}")
     tok, spec = loaded.tokenizer, loaded.spec
     examples = instruction_dataset(sizes.train_sentiment, seed) if examples is None else examples
     with warnings.catch_warnings():

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers.core.batches import IGNORE_INDEX
+from helpers.core.checks import count, instance, one_of, token_ids
 from helpers.instruct.instructions import Example
-from helpers.instruct.templates import SIMPLE_TEMPLATE, encode_prompt, render
+from helpers.instruct.templates import SIMPLE_TEMPLATE, check_tokenizer, encode_prompt, render
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ def mask_prompt(prompt_ids: list[int], response_ids: list[int]) -> Encoded:
     Position t predicts token t+1, so the last prompt token carries the first response label, and the
     last token of the example has nothing to predict (-100): it must not learn the *next* example.
     """
+    prompt_ids = token_ids("prompt_ids", prompt_ids, "the first response token is predicted from the last prompt "
+                                                     "token, so a prompt needs at least one")
+    response_ids = token_ids("response_ids", response_ids, "an example needs a response to learn")
     ids = list(prompt_ids) + list(response_ids)
     labels = [IGNORE_INDEX] * (len(prompt_ids) - 1) + list(response_ids) + [IGNORE_INDEX]
     return Encoded(ids, labels[: len(ids)], len(prompt_ids))
@@ -54,6 +58,8 @@ def encode(tokenizer, example: Example, fallback: dict | None = SIMPLE_TEMPLATE)
     Subtle: tokenizing the two parts separately (not the joined text) gives exactly the prompt ids the
     model sees at generation time, so training and inference agree on the boundary token.
     """
+    check_tokenizer(tokenizer)
+    instance("example", example, Example, "build one with helpers.instruct.instructions.Example(prompt, response)")
     if not example.response.strip():
         raise ValueError(f"empty response in {example.source or 'an example'}: there is nothing to learn; "
                          "write the answer or drop the example")
@@ -77,8 +83,17 @@ class EncodeReport:
 def encode_all(tokenizer, examples: Sequence[Example], max_length: int, too_long: str = "drop",
                fallback: dict | None = SIMPLE_TEMPLATE) -> EncodeReport:
     """Encode every example; those longer than `max_length` are dropped (default) or truncated: counted."""
-    if too_long not in ("drop", "truncate"):
-        raise ValueError(f"too_long must be 'drop' or 'truncate', got {too_long!r}")
+    one_of("too_long", too_long, ("drop", "truncate"))
+    check_tokenizer(tokenizer)
+    if isinstance(examples, Example) or not isinstance(examples, (list, tuple)):
+        raise TypeError(f"examples must be a list of Examples, got {type(examples).__name__}: write [example], or "
+                        "use helpers.instruct.instructions.instruction_dataset(n)")
+    if not examples:
+        raise ValueError("examples is an empty list: there is nothing to encode; pass at least one Example "
+                         "(e.g. helpers.instruct.instructions.instruction_dataset(32))")
+    for i, example in enumerate(examples):
+        instance(f"examples[{i}]", example, Example, "build it with helpers.instruct.instructions.Example")
+    count("max_length", max_length, 2, "tokens per example, e.g. 256 (InstructSizes.max_length)")
     report = EncodeReport([], len(examples))
     for example in examples:
         enc = encode(tokenizer, example, fallback)
@@ -112,6 +127,15 @@ def response_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tor
     example. Same value, less work: a transformers causal LM (or a PeftModel around one) only.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not (hasattr(base, "get_decoder") and hasattr(base, "get_output_embeddings")):
+        raise TypeError(f"response_loss needs a transformers causal LM (or a PeftModel around one), got "
+                        f"{type(base).__name__}: use helpers.core.training.default_loss_fn for other models")
+    if not isinstance(batch, dict) or not {"input_ids", "labels"} <= set(batch):
+        raise ValueError("batch must be a dict with 'input_ids' and 'labels' (and optionally position_ids, "
+                         "attention_mask), as packed_batches/pad_batches make")
+    if not bool((batch["labels"] != IGNORE_INDEX).any()):
+        raise ValueError("batch has no label other than -100: its loss would be NaN; every row needs response "
+                         "tokens (encode_all drops examples that do not fit)")
     decoder, head = base.get_decoder(), base.get_output_embeddings()
     extras = {k: batch[k] for k in ("attention_mask", "position_ids") if k in batch}
     hidden = decoder(input_ids=batch["input_ids"], use_cache=False, **extras).last_hidden_state  # (B, T, C)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.core.checks import count, instance, text
 from helpers.core.io import replace_dir
 
 CACHE_ENV = "COURSE_CACHE_DIR"
@@ -115,6 +116,7 @@ class HashMismatchError(ValueError):
 
 
 def get_spec(name: str) -> ModelSpec:
+    text("model name", name, f"one of {', '.join(REGISTRY)}")
     key = name.strip().lower()
     if key in REGISTRY:
         return REGISTRY[key]
@@ -126,6 +128,7 @@ def get_spec(name: str) -> ModelSpec:
 
 def is_hub_id(name: str) -> bool:
     """'HuggingFaceTB/SmolLM2-135M' -> True; 'smollm2-135m-instruct' -> False."""
+    text("model name", name, f"one of {', '.join(REGISTRY)}, or a hub id such as 'HuggingFaceTB/SmolLM2-135M'")
     return "/" in name and not os.path.exists(name)
 
 
@@ -298,12 +301,16 @@ def ensure_cached(name: str = DEFAULT_MODEL) -> Path:
     return folder
 
 
-@functools.cache
 def load_tokenizer(name: str = DEFAULT_MODEL):
     """The tokenizer of a registry model, from the offline cache (a transformers tokenizer).
 
     The first call on a machine builds the cache (~20 s); later calls take well under a second.
     """
+    return _load_tokenizer(get_spec(name).name)
+
+
+@functools.cache
+def _load_tokenizer(name: str):
     from transformers import AutoTokenizer  # heavy: only when a tokenizer is loaded
 
     folder = ensure_cached(name)
@@ -320,8 +327,12 @@ def load_model(
     >>> lm.source, round(lm.seconds, 1)       # doctest: +SKIP
     ('cache', 0.6)
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only when a model is loaded
 
+    is_hub_id(name)  # checks the name
+    instance("dtype", dtype, torch.dtype, "e.g. torch.float32 or torch.bfloat16")
+    if device is not None:
+        instance("device", device, (str, torch.device), "e.g. 'cpu' or 'cuda', or None to stay on the CPU")
     start = time.perf_counter()
     if is_hub_id(name) and name.strip().lower() not in REGISTRY:
         tokenizer = AutoTokenizer.from_pretrained(name)
@@ -354,11 +365,17 @@ def load_model(
 
 def chat(loaded: LoadedModel, question: str, max_new_tokens: int = 40) -> str:
     """One greedy chat turn with a model that has a chat template: 'What is 2+2?' -> '2 + 2 = 4.'"""
+    instance("loaded", loaded, LoadedModel, "load one with helpers.instruct.models.load_model()")
+    text("question", question, "ask something, e.g. 'What is 2+2?'")
+    count("max_new_tokens", max_new_tokens, 1, "e.g. 40")
     tok = loaded.tokenizer
     if not getattr(tok, "chat_template", None):
         raise ValueError(
-            f"{loaded.spec.name if loaded.spec else 'this model'} has no chat template: use "
-            "helpers.instruct.templates.render (its SIMPLE_TEMPLATE) or a model with one"
+            f"{loaded.spec.name if loaded.spec else 'this model'} has no chat template, so chat() cannot format "
+            "the question: ask it through the course's simple template instead, "
+            "helpers.instruct.scoring.generate(loaded.model, loaded.tokenizer, "
+            "helpers.instruct.scoring.prompt_ids(loaded.tokenizer, [helpers.instruct.instructions.Example(question, "
+            "'')])), or load a model with a chat template (helpers.instruct.models.load_model())"
         )
     enc = tok.apply_chat_template(
         [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True

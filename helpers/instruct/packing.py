@@ -23,7 +23,26 @@ from dataclasses import dataclass
 import torch
 
 from helpers.core.batches import IGNORE_INDEX
+from helpers.core.checks import count, instance
 from helpers.instruct.masking import Encoded
+
+
+def _check_encoded(encoded: Sequence[Encoded]) -> None:
+    if isinstance(encoded, Encoded) or not isinstance(encoded, (list, tuple)):
+        raise TypeError(f"encoded must be a list of Encoded examples, got {type(encoded).__name__}: use "
+                        "encode_all(tokenizer, examples, max_length).examples")
+    if not encoded:
+        raise ValueError("encoded is an empty list: there is nothing to batch; encode some examples first "
+                         "(encode_all(...).examples)")
+    for i, e in enumerate(encoded):
+        instance(f"encoded[{i}]", e, Encoded, "use encode_all(tokenizer, examples, max_length).examples")
+
+
+def _check_position_ids(position_ids: torch.Tensor) -> None:
+    instance("position_ids", position_ids, torch.Tensor, "a LongTensor (B, T), e.g. a packed batch's position_ids")
+    if position_ids.ndim != 2 or position_ids.dtype.is_floating_point:
+        raise ValueError(f"position_ids must be an integer tensor of shape (B, T), got {position_ids.dtype} of "
+                         f"shape {tuple(position_ids.shape)}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,9 @@ def pack(encoded: Sequence[Encoded], max_length: int, pad_id: int) -> list[Row]:
 
     Deterministic: examples are placed longest first (ties in input order) into the first row with room.
     """
+    _check_encoded(encoded)
+    count("max_length", max_length, 1, "tokens per packed row, e.g. 256 (InstructSizes.max_length)")
+    count("pad_id", pad_id, 0, "the tokenizer's pad_token_id (or its eos id when it has no pad token)")
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     bins: list[list[int]] = []
     room: list[int] = []
@@ -78,6 +100,12 @@ def packed_batches(rows: Sequence[Row], batch_size: int, seed: int = 0) -> list[
     No attention_mask: the restarts in position_ids tell the model where each example begins.
     The last batch may be smaller than batch_size.
     """
+    if not isinstance(rows, (list, tuple)) or not rows:
+        raise ValueError(f"rows must be a non-empty list of Rows from pack(), got {rows!r:.60}")
+    for i, r in enumerate(rows):
+        instance(f"rows[{i}]", r, Row, "pack(encoded, max_length, pad_id) makes them")
+    count("batch_size", batch_size, 1, "rows per step, e.g. 4")
+    count("seed", seed)
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     batches = []
@@ -98,6 +126,12 @@ def pad_batches(encoded: Sequence[Encoded], batch_size: int, pad_id: int, group_
     group_by_length=True sorts by length first (batches of similar lengths waste less padding), then
     shuffles the batches. Batches: {"input_ids", "labels", "attention_mask"} (1 = real token), each (B, T).
     """
+    _check_encoded(encoded)
+    count("batch_size", batch_size, 1, "examples per step, e.g. 4")
+    count("pad_id", pad_id, 0, "the tokenizer's pad_token_id (or its eos id when it has no pad token)")
+    if not isinstance(group_by_length, bool):
+        raise ValueError(f"group_by_length must be True or False, got {group_by_length!r}")
+    count("seed", seed)
     order = list(range(len(encoded)))
     random.Random(seed).shuffle(order)
     if group_by_length:
@@ -122,6 +156,9 @@ def pad_batches(encoded: Sequence[Encoded], batch_size: int, pad_id: int, group_
 def padding_waste(items: Sequence[Row] | Sequence[dict[str, torch.Tensor]]) -> float:
     """Share of computed positions that are padding (0.0 = none): of packed `Row`s, or of padded batches
     (attention_mask == 0 marks padding). [Row with 250 tokens + 6 pad] -> 6 / 256 = 0.023."""
+    if isinstance(items, (Row, dict)) or not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"padding_waste needs a non-empty list of Rows or padded batches, got {items!r:.60}: "
+                         "pass what pack() or pad_batches() returned")
     if all(isinstance(r, Row) for r in items):
         return sum(r.n_pad for r in items) / sum(len(r.input_ids) for r in items)
     if all(isinstance(b, dict) and "attention_mask" in b for b in items):
@@ -133,6 +170,7 @@ def padding_waste(items: Sequence[Row] | Sequence[dict[str, torch.Tensor]]) -> f
 
 def segment_ids(position_ids: torch.Tensor) -> torch.Tensor:
     """Which example each position belongs to: positions [[0, 1, 2, 0, 1, 0]] -> [[0, 0, 0, 1, 1, 2]]."""
+    _check_position_ids(position_ids)
     restarts = torch.zeros_like(position_ids)
     restarts[:, 1:] = (position_ids[:, 1:] != position_ids[:, :-1] + 1).long()
     return restarts.cumsum(-1)
@@ -143,6 +181,7 @@ def block_diagonal_mask(position_ids: torch.Tensor) -> torch.Tensor:
 
     This is the mask transformers builds from restarting position_ids; notebook 05 draws it.
     """
+    _check_position_ids(position_ids)
     seg = segment_ids(position_ids)  # (B, T)
     T = position_ids.shape[1]
     causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from helpers.core.checks import count, instance, non_empty, token_ids
 from helpers.core.data import labelled_pool
 from helpers.instruct.instructions import SENTIMENT_ANSWERS, Example, FaqItem, faq_examples, sentiment_prompt
-from helpers.instruct.templates import encode_prompt, render
+from helpers.instruct.templates import check_tokenizer, encode_prompt, render
 
 # ----------------------------------------------------------------------------- the scorer
 
@@ -42,8 +43,19 @@ _ZERO_FRACTION = re.compile(r"(?<=\d)\.0+(?!\d)")  # 19.00 -> 19, 12.50 stays
 _SPACES = re.compile(r"\s+")
 
 
+def _strings(name: str, values) -> list[str]:
+    if isinstance(values, (list, tuple)) and not values:
+        raise ValueError(f"nothing to score: {name} is empty; pass at least one generation (what generate() returned)")
+    non_empty(name, values, "pass what generate() returned")
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            raise TypeError(f"{name}[{i}] must be a string (a generated answer), got {type(v).__name__} {v!r:.40}")
+    return list(values)
+
+
 def normalise(text: str) -> str:
     """'Dalle 09:30 alle 19:00, €5,90' -> 'dalle 9.30 alle 19, €5.90'."""
+    instance("text", text, str)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     text = _NUMBER_SEP.sub(".", text)
@@ -54,6 +66,8 @@ def normalise(text: str) -> str:
 
 def fact_in_answer(answer: str, key: str) -> bool:
     """Does `answer` state `key`? ('Within 45 days.', '45') -> True; ('145 days', '45') -> False."""
+    instance("answer", answer, str)
+    instance("key", key, str, "the fact to look for, e.g. '45'")
     key_n, answer_n = normalise(key), normalise(answer)
     if not key_n:
         raise ValueError("an FAQ key is empty: every row needs the fact to look for (see data/faq/README.md)")
@@ -98,6 +112,11 @@ def _score(table: pd.DataFrame) -> Score:
 
 def score_sentiment(generations: Sequence[str], labels: Sequence[int]) -> Score:
     """Score generations against labels (1 = positive, 0 = negative)."""
+    generations = _strings("generations", generations)
+    non_empty("labels", labels)
+    bad = [y for y in labels if isinstance(y, bool) or y not in SENTIMENT_ANSWERS]
+    if bad:
+        raise ValueError(f"labels must be 0 (negative) or 1 (positive), got {bad[0]!r}")
     if len(generations) != len(labels):
         raise ValueError(f"{len(generations)} generations but {len(labels)} labels: they must pair up")
     expected = [SENTIMENT_ANSWERS[int(y)] for y in labels]
@@ -111,6 +130,10 @@ def score_sentiment(generations: Sequence[str], labels: Sequence[int]) -> Score:
 
 def score_faq(generations: Sequence[str], items: Sequence[FaqItem]) -> Score:
     """Score generated answers against the FAQ items' keys."""
+    generations = _strings("generations", generations)
+    non_empty("items", items, "FAQ rows from load_faq()")
+    for i, item in enumerate(items):
+        instance(f"items[{i}]", item, FaqItem, "read them with helpers.instruct.instructions.load_faq()")
     if len(generations) != len(items):
         raise ValueError(f"{len(generations)} generations but {len(items)} FAQ items: they must pair up")
     return _score(pd.DataFrame({
@@ -142,7 +165,20 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens:
     and each generation stops at an end-of-sequence id. Each decoding step reads all the weights
     whatever the batch size, so on a CPU bigger batches cost little extra per step.
     """
-    eos = list(eos_token_ids) if eos_token_ids is not None else _eos_ids(model, tokenizer)
+    if not callable(getattr(model, "generate", None)):
+        raise TypeError(f"model must be a transformers causal LM (loaded.model), got {type(model).__name__}")
+    check_tokenizer(tokenizer)
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, (list, tuple)):
+        raise TypeError(f"prompts must be a list of token-id lists, got {type(prompts).__name__}: use "
+                        "prompt_ids(tokenizer, examples)")
+    non_empty("prompts", prompts, "use prompt_ids(tokenizer, examples)")
+    prompts = [token_ids(f"prompts[{i}]", p, "use prompt_ids(tokenizer, examples)") for i, p in enumerate(prompts)]
+    count("max_new_tokens", max_new_tokens, 1, "e.g. 32")
+    count("batch_size", batch_size, 1, "prompts per generate() call, e.g. 16")
+    eos = token_ids("eos_token_ids", eos_token_ids) if eos_token_ids is not None else _eos_ids(model, tokenizer)
+    if tokenizer.pad_token_id is None and not eos:
+        raise ValueError("the tokenizer has no pad token and the model no end-of-sequence id: pass "
+                         "eos_token_ids=[...] (the model card names them)")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     device = next(model.parameters()).device
     was_training = model.training
@@ -169,11 +205,14 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens:
 
 def prompt_ids(tokenizer, examples: Sequence[Example]) -> list[list[int]]:
     """The token ids a model reads before answering each example (chat template or the simple one)."""
+    if isinstance(examples, Example) or not isinstance(examples, (list, tuple)):
+        raise TypeError(f"examples must be a list of Examples, got {type(examples).__name__}: write [example]")
     return [encode_prompt(tokenizer, render(tokenizer, e)) for e in examples]
 
 
 def sentiment_shots(k: int) -> tuple[tuple[str, str], ...]:
     """k labelled reviews from the training pool as few-shot turns (balanced: negative, positive, ...)."""
+    count("k", k, 0, "labelled reviews to show, e.g. 2 (0 = zero-shot)")
     pool = labelled_pool(k) if k else []
     return tuple((sentiment_prompt(t), SENTIMENT_ANSWERS[int(y)])
                  for t, y in zip(pool["text"], pool["label"], strict=True)) if k else ()
@@ -182,6 +221,10 @@ def sentiment_shots(k: int) -> tuple[tuple[str, str], ...]:
 def sentiment_accuracy(model, tokenizer, reviews: pd.DataFrame, shots: int = 0, max_new_tokens: int = 4,
                        batch_size: int = 16) -> Score:
     """Accuracy on reviews (text, label) asked with instructions.SENTIMENT_PROMPT, zero-shot or with `shots`."""
+    if not isinstance(reviews, pd.DataFrame) or not {"text", "label"} <= set(reviews.columns):
+        raise TypeError(f"reviews must be a DataFrame with 'text' and 'label' columns, got "
+                        f"{type(reviews).__name__}: e.g. helpers.core.data.test_set(20)")
+    non_empty("reviews", reviews, "e.g. helpers.core.data.test_set(20)")
     turns = sentiment_shots(shots)
     examples = [Example(sentiment_prompt(t), "-", shots=turns) for t in reviews["text"]]
     gens = generate(model, tokenizer, prompt_ids(tokenizer, examples), max_new_tokens, batch_size)
@@ -191,6 +234,7 @@ def sentiment_accuracy(model, tokenizer, reviews: pd.DataFrame, shots: int = 0, 
 def faq_accuracy(model, tokenizer, items: Sequence[FaqItem], max_new_tokens: int = 40,
                  batch_size: int = 16) -> Score:
     """Fact accuracy on FAQ questions, asked with the Zefiro Bikes system prompt."""
+    non_empty("items", items, "FAQ rows, e.g. load_faq('heldout', 8)")
     prompts = prompt_ids(tokenizer, faq_examples(items))
     gens = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     return score_faq(gens, items)
@@ -224,9 +268,15 @@ def text_loss(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: Sequence[i
     Every token but the first is predicted once, with at least block_size // 2 tokens of context (the
     first window's tokens with what precedes them). logits_fn: LongTensor (B, T) -> logits (B, T, V).
     """
-    ids = torch.as_tensor(list(ids), dtype=torch.long)
+    if not callable(logits_fn):
+        raise TypeError(f"logits_fn must be a function ids (B, T) -> logits (B, T, V), got {type(logits_fn).__name__}"
+                        ": e.g. our GPT itself, or lambda x: model(input_ids=x).logits")
+    ids = torch.as_tensor(token_ids("ids", ids, "tokenize the text first"), dtype=torch.long)
     if len(ids) < 2:
-        raise ValueError("text_loss needs at least 2 tokens")
+        raise ValueError(f"text_loss needs at least 2 tokens, got {len(ids)}: score a longer text")
+    count("block_size", block_size, 2, "the model's context length, e.g. 64")
+    count("n_bytes", n_bytes, 1, "the text's UTF-8 length: len(text.encode())")
+    count("batch_size", batch_size, 1, "windows per forward pass, e.g. 4")
     stride = max(1, block_size // 2)
     windows = []  # (start, first scored target index within the window)
     start = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from helpers.core.checks import instance
 from helpers.instruct.instructions import Example
 
 # The fallback for models without a chat template (e.g. a base model). Each turn is a header line,
@@ -41,6 +42,14 @@ class Rendered:
     template: str  # "chat" (the model's own) or "simple" (SIMPLE_TEMPLATE)
 
 
+def check_tokenizer(tokenizer) -> None:
+    """A transformers tokenizer (callable, with decode and apply_chat_template), else a TypeError naming the fix."""
+    if not (callable(tokenizer) and hasattr(tokenizer, "decode") and hasattr(tokenizer, "apply_chat_template")):
+        raise TypeError(f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}: use "
+                        "loaded.tokenizer or helpers.instruct.models.load_tokenizer() (the course's BPE tokenizer "
+                        "of helpers.scratch has no chat template)")
+
+
 def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
@@ -58,6 +67,14 @@ def render(tokenizer, example: Example, fallback: dict | None = SIMPLE_TEMPLATE)
     SmolLM2: Example("Hi?", "Hello.") -> prompt '<|im_start|>system\\n...<|im_end|>\\n<|im_start|>user\\nHi?'
     '<|im_end|>\\n<|im_start|>assistant\\n', response 'Hello.<|im_end|>\\n'.
     """
+    check_tokenizer(tokenizer)
+    instance("example", example, Example, "build one with helpers.instruct.instructions.Example(prompt, response)")
+    if fallback is not None:
+        instance("fallback", fallback, dict, "a dict like SIMPLE_TEMPLATE, or None")
+        missing = [k for k in SIMPLE_TEMPLATE if k not in fallback]
+        if missing:
+            raise ValueError(f"fallback lacks the key(s) {missing}: give it the keys of SIMPLE_TEMPLATE "
+                             f"{list(SIMPLE_TEMPLATE)}")
     if has_chat_template(tokenizer):
         messages = _messages(example)
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -86,4 +103,6 @@ def render(tokenizer, example: Example, fallback: dict | None = SIMPLE_TEMPLATE)
 def encode_prompt(tokenizer, rendered: Rendered) -> list[int]:
     """Token ids of the prompt. The chat template writes its own special tokens; the simple one lets
     the tokenizer add its usual ones (e.g. <bos>)."""
+    check_tokenizer(tokenizer)
+    instance("rendered", rendered, Rendered, "what render(tokenizer, example) returned")
     return tokenizer(rendered.prompt, add_special_tokens=rendered.template == "simple")["input_ids"]
