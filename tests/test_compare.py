@@ -1,6 +1,7 @@
-"""Tests for helpers.experiment.compare: label-noise flipping, the N ladder, constrained scoring, the route runners
-on tiny in-process models, the FAQ adaptability run, the same-test-set guard, the article's table built
-from hand-made records, and the notebook's own versions against helpers.
+"""Tests for helpers.experiment (sentiment, answer_scoring, routes, compare): label-noise flipping, the N
+ladder, constrained scoring, the route runners on tiny in-process models, the FAQ adaptability run, the
+same-test-set guard, the article's table built from hand-made records, and the notebook's own versions
+against helpers.
 
 Run: .venv/bin/python -m pytest tests/test_compare.py -q      (~30 s)
 """
@@ -17,7 +18,7 @@ from tiny_llama import tiny_llama, tiny_tokenizer
 
 from helpers.core.records import RunRecord
 from helpers.course.profiles import InstructSizes
-from helpers.experiment import compare as C
+from helpers.experiment import answer_scoring, compare, routes, sentiment
 from helpers.experiment import report as R
 from helpers.measure.ledger import Ledger
 from helpers.scratch.gpt import GPT, GPTConfig
@@ -35,7 +36,7 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def chat_tok():
-    return C.course_chat_tokenizer(BPETokenizer.train(TEXT, vocab_size=330))
+    return sentiment.course_chat_tokenizer(BPETokenizer.train(TEXT, vocab_size=330))
 
 
 @pytest.fixture(scope="module")
@@ -45,22 +46,22 @@ def gpt_config(chat_tok):
 
 @pytest.fixture(scope="module")
 def crop(chat_tok, gpt_config):
-    return C.Cropper(chat_tok, gpt_config.block_size)
+    return sentiment.Cropper(chat_tok, gpt_config.block_size)
 
 
 @pytest.fixture(scope="module")
 def task(crop):
-    return C.sentiment_task(6, crop)
+    return sentiment.sentiment_task(6, crop)
 
 
-def _recipe(**kw) -> C.Recipe:
-    return C.Recipe(**{"lr": 1e-3, "batch_size": 4, "epochs": 1.0, "min_steps": 1, "max_steps": 2, **kw})
+def _recipe(**kw) -> routes.Recipe:
+    return routes.Recipe(**{"lr": 1e-3, "batch_size": 4, "epochs": 1.0, "min_steps": 1, "max_steps": 2, **kw})
 
 
 def _record(name, key, n, acc, noise=0.0, test_set="t1", flops=None, seconds=1.0) -> RunRecord:
     r = RunRecord(
         name=name,
-        route=C.ROUTES.get(key, key),
+        route=routes.ROUTES.get(key, key),
         device="cpu",
         precision="fp32",
         steps=n,
@@ -76,7 +77,7 @@ def _record(name, key, n, acc, noise=0.0, test_set="t1", flops=None, seconds=1.0
         total_params=1,
         metrics={"accuracy": acc},
         test_set=test_set,
-        extra={"experiment": C.EXPERIMENT, "route_key": key, "n_examples": n, "label_noise": noise},
+        extra={"experiment": compare.EXPERIMENT, "route_key": key, "n_examples": n, "label_noise": noise},
     )
     return r
 
@@ -88,35 +89,35 @@ def _record(name, key, n, acc, noise=0.0, test_set="t1", flops=None, seconds=1.0
 @pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4, 1.0])
 def test_flip_labels_flips_exactly_the_fraction(n, fraction):
     labels = np.arange(n) % 2
-    flipped = C.flip_labels(labels, fraction, seed=3)
+    flipped = sentiment.flip_labels(labels, fraction, seed=3)
     assert int((flipped != labels).sum()) == round(fraction * n)
     assert set(np.unique(flipped)) <= {0, 1}
 
 
 def test_flip_labels_is_deterministic_and_nested():
     labels = np.arange(50) % 2
-    a, b = C.flip_labels(labels, 0.2, seed=1), C.flip_labels(labels, 0.2, seed=1)
+    a, b = sentiment.flip_labels(labels, 0.2, seed=1), sentiment.flip_labels(labels, 0.2, seed=1)
     assert (a == b).all()
-    assert (a != C.flip_labels(labels, 0.2, seed=2)).any()
-    small, large = a != labels, C.flip_labels(labels, 0.4, seed=1) != labels
+    assert (a != sentiment.flip_labels(labels, 0.2, seed=2)).any()
+    small, large = a != labels, sentiment.flip_labels(labels, 0.4, seed=1) != labels
     assert (large[small]).all()  # 40 % flips a superset of 20 % (same seed)
-    assert (C.flip_labels(labels, 0.0) == labels).all()
+    assert (sentiment.flip_labels(labels, 0.0) == labels).all()
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.5])
 def test_flip_labels_rejects_bad_fraction(fraction):
     with pytest.raises(ValueError, match="fraction must be in"):
-        C.flip_labels([0, 1], fraction)
+        sentiment.flip_labels([0, 1], fraction)
 
 
 def test_flip_labels_rejects_non_binary_labels():
     with pytest.raises(ValueError, match="binary labels"):
-        C.flip_labels([0, 1, 2], 0.5)
+        sentiment.flip_labels([0, 1, 2], 0.5)
 
 
 def test_training_examples_carry_the_flipped_labels():
-    clean = C.training_examples(10)
-    noisy = C.training_examples(10, noise=0.4, seed=0)
+    clean = sentiment.training_examples(10)
+    noisy = sentiment.training_examples(10, noise=0.4, seed=0)
     assert [e.prompt for e in clean] == [e.prompt for e in noisy]
     assert sum(a.response != b.response for a, b in zip(clean, noisy, strict=True)) == 4
 
@@ -126,12 +127,12 @@ def test_training_examples_carry_the_flipped_labels():
 
 @pytest.mark.parametrize(("batches", "expected"), [(1, 3), (10, 20), (100, 50)])
 def test_recipe_steps_are_epochs_times_batches_within_limits(batches, expected):
-    assert C.Recipe(1e-3, 8, 2.0, 3, 50).steps(batches) == expected
+    assert routes.Recipe(1e-3, 8, 2.0, 3, 50).steps(batches) == expected
 
 
 def test_recipe_rejects_bad_limits():
     with pytest.raises(ValueError, match="min_steps <= max_steps"):
-        C.Recipe(1e-3, 8, 1.0, 10, 5)
+        routes.Recipe(1e-3, 8, 1.0, 10, 5)
 
 
 @pytest.mark.parametrize(
@@ -166,10 +167,8 @@ def test_cropper_makes_every_example_fit_and_leaves_short_reviews_alone(chat_tok
     cut = crop.crop(long)
     assert long.startswith(cut) and len(cut) < len(long)
     for text in (cut, short):
-        for answer in C.ANSWERS:
-            assert (
-                len(encode(chat_tok, C.task_examples([text], [C.ANSWERS.index(answer)])[0])) <= crop.context
-            )
+        for label in range(len(sentiment.ANSWERS)):
+            assert len(encode(chat_tok, sentiment.task_examples([text], [label])[0])) <= crop.context
 
 
 def test_cropper_never_leaves_half_a_character(crop):
@@ -180,15 +179,15 @@ def test_cropper_never_leaves_half_a_character(crop):
 
 def test_cropper_refuses_a_context_too_small(chat_tok):
     with pytest.raises(ValueError, match="larger block_size"):
-        C.Cropper(chat_tok, 20)
+        sentiment.Cropper(chat_tok, 20)
 
 
 def test_sentiment_task_is_the_fixed_test_prefix_and_names_itself(crop):
     from helpers.core.data import test_set
 
-    small, big = C.sentiment_task(4, crop), C.sentiment_task(6, crop)
+    small, big = sentiment.sentiment_task(4, crop), sentiment.sentiment_task(6, crop)
     assert big.labels[:4] == small.labels == tuple(test_set(4)["label"])
-    assert small.name != big.name and small.name == C.sentiment_task(4, crop).name
+    assert small.name != big.name and small.name == sentiment.sentiment_task(4, crop).name
 
 
 @pytest.mark.parametrize(
@@ -197,7 +196,7 @@ def test_sentiment_task_is_the_fixed_test_prefix_and_names_itself(crop):
 )
 def test_sentiment_task_rejects_bad_input(texts, labels, match):
     with pytest.raises(ValueError, match=match):
-        C.SentimentTask(texts, labels, "x")
+        sentiment.SentimentTask(texts, labels, "x")
 
 
 @torch.no_grad()
@@ -215,22 +214,22 @@ def test_answer_logprobs_equal_one_sequence_at_a_time(answers):
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=32, block_size=24, n_layer=1, n_head=2, n_embd=16)).eval()
     prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]]
-    got = C.answer_logprobs(model, prompts, answers, batch_size=2)
+    got = answer_scoring.answer_logprobs(model, prompts, answers, batch_size=2)
     want = torch.tensor([[_slow_logprob(model, p, a) for a in answers] for p in prompts], dtype=torch.float64)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=0)  # float32 logits summed in a different order
 
 
 def test_answer_ids_are_how_training_responses_begin(chat_tok):
-    ids = C.answer_ids(chat_tok)
-    assert [chat_tok.decode(i) for i in ids] == list(C.ANSWERS)
+    ids = answer_scoring.answer_ids(chat_tok)
+    assert [chat_tok.decode(i) for i in ids] == list(sentiment.ANSWERS)
 
 
 # ----------------------------------------------------------------------------- route runners
 
 
 def test_scratch_route_runs_a_point_through_the_loop(chat_tok, gpt_config, crop, task):
-    route = C.ScratchRoute("A0", chat_tok, gpt_config, _recipe(), seed=0)
-    record = C.run_point(route, task, 4, crop=crop, generation=True)
+    route = routes.ScratchRoute("A0", chat_tok, gpt_config, _recipe(), seed=0)
+    record = compare.run_point(route, task, 4, crop=crop, generation=True)
     assert record.route == "scratch-no-pretrain" and record.test_set == task.name
     assert 0.0 <= record.metrics["accuracy"] <= 1.0 and "accuracy_generated" in record.metrics
     assert record.extra["n_examples"] == 4 and record.extra["examples_dropped"] == 0
@@ -238,19 +237,19 @@ def test_scratch_route_runs_a_point_through_the_loop(chat_tok, gpt_config, crop,
     n = sum(m.weight.numel() for m in GPT(gpt_config).modules() if isinstance(m, torch.nn.Linear))
     c = gpt_config  # training FLOPs per token: 6 x matmul weights + attention 12*L*C*T at the full context
     assert record.flops == pytest.approx((6 * n + 12 * c.n_layer * c.n_embd * c.block_size) * record.tokens)
-    again = C.run_point(route, task, 4, crop=crop)
+    again = compare.run_point(route, task, 4, crop=crop)
     assert again.metrics["accuracy"] == record.metrics["accuracy"]  # seeded: repeatable
 
 
 def test_scratch_route_from_a_base_starts_from_its_weights(chat_tok, gpt_config, task):
     torch.manual_seed(1)
     base = GPT(gpt_config)
-    route = C.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=base)
-    untuned = C.run_point(route, task, 0)
+    route = routes.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=base)
+    untuned = compare.run_point(route, task, 0)
     assert untuned.steps == 0 and untuned.flops == 0 and untuned.wall_seconds == 0
-    assert untuned.metrics["accuracy"] == C.score_task(base.eval(), chat_tok, task).accuracy
+    assert untuned.metrics["accuracy"] == answer_scoring.score_task(base.eval(), chat_tok, task).accuracy
     with pytest.raises(ValueError, match="'A' or 'A0'"):
-        C.ScratchRoute("B", chat_tok, gpt_config, _recipe())
+        routes.ScratchRoute("B", chat_tok, gpt_config, _recipe())
 
 
 @pytest.fixture
@@ -261,15 +260,15 @@ def lora_route():
         return LoadedModel(tiny_llama(), tiny_tokenizer(), None, "test", 0.0)
 
     sizes = InstructSizes(max_length=256, lora_r=2, lora_alpha=4, lora_dropout=0.0)
-    return C.LoraRoute(sizes, _recipe(lr=1e-2), load_fn=load)
+    return routes.LoraRoute(sizes, _recipe(lr=1e-2), load_fn=load)
 
 
 def test_lora_route_runs_a_point_through_the_loop(lora_route):
     tok = tiny_tokenizer()
-    crop = C.Cropper(tok, 200)
-    task = C.sentiment_task(4, crop)
-    base = C.run_point(lora_route, task, 0, crop=crop)
-    tuned = C.run_point(lora_route, task, 4, noise=0.5, crop=crop)
+    crop = sentiment.Cropper(tok, 200)
+    task = sentiment.sentiment_task(4, crop)
+    base = compare.run_point(lora_route, task, 0, crop=crop)
+    tuned = compare.run_point(lora_route, task, 4, noise=0.5, crop=crop)
     assert tuned.route == "instruct" and tuned.steps >= 1 and tuned.extra["label_noise"] == 0.5
     assert tuned.trainable_params < tuned.total_params  # only the adapters train
     assert "N_trainable" in tuned.flops_method and tuned.test_set == base.test_set == task.name
@@ -277,18 +276,18 @@ def test_lora_route_runs_a_point_through_the_loop(lora_route):
 
 
 def test_faq_split_scores_only_the_facts_it_trains_on():
-    train, held = C.faq_split(8, 10)
+    train, held = compare.faq_split(8, 10)
     assert len(train) == 8 and len({i.fact for i in train}) == 2
     assert len(held) == 4 and {i.fact for i in held} == {i.fact for i in train}
     with pytest.raises(ValueError, match=">= 1"):
-        C.faq_split(0, 2)
+        compare.faq_split(0, 2)
 
 
 def test_faq_adaptation_for_both_routes(lora_route, chat_tok, gpt_config):
-    train, held = C.faq_split(2, 2)
-    scratch = C.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=GPT(gpt_config))
+    train, held = compare.faq_split(2, 2)
+    scratch = routes.ScratchRoute("A", chat_tok, gpt_config, _recipe(), base=GPT(gpt_config))
     for route in (lora_route, scratch):
-        record = C.adapt_to_faq(route, train, held, steps=1, max_new_tokens=4)
+        record = compare.adapt_to_faq(route, train, held, steps=1, max_new_tokens=4)
         assert record.steps == 1 and 0.0 <= record.metrics["faq_accuracy"] <= 1.0
         assert record.test_set == "faq-heldout n=2" and record.extra["task"] == "faq"
 
@@ -327,8 +326,8 @@ def test_article_table_from_hand_made_records():
     high = R.article_table(runs, 0.95, pre)
     assert not high["reached"].any() and high.loc["A", "at_n"] == 64
     view = R.article_view(table)
-    assert "4 labelled examples reach 75%" in view[C.ROUTE_LABELS["B"]]["Dataset"]
-    assert "not reached" in R.article_view(high)[C.ROUTE_LABELS["A"]]["Dataset"]
+    assert "4 labelled examples reach 75%" in view[routes.ROUTE_LABELS["B"]]["Dataset"]
+    assert "not reached" in R.article_view(high)[routes.ROUTE_LABELS["A"]]["Dataset"]
 
 
 def test_flops_counted_differently_are_never_added():
@@ -336,7 +335,7 @@ def test_flops_counted_differently_are_never_added():
     pre = {"A": R.PretrainCompute(1e12, 30.0, "measured", method="6N + attention")}  # records say "test"
     table = R.article_table(runs, 0.75, pre)
     assert math.isnan(table.loc["A", "own_flops"]) and table.loc["A", "own_pretraining_flops"] == 1e12
-    assert "not added: counted differently" in R.article_view(table)[C.ROUTE_LABELS["A"]]["Compute (FLOPs)"]
+    assert "not added: counted differently" in R.article_view(table)[routes.ROUTE_LABELS["A"]]["Compute (FLOPs)"]
     assert R.same_method_sum([(1e9, "6N"), (2e9, "6N"), (0.0, None)]) == 3e9
     assert math.isnan(R.same_method_sum([(1e9, "6N"), (None, "6N")]))  # a run that did not count
 
@@ -383,14 +382,14 @@ def nb():
 @pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4])
 def test_notebook_flip_labels_equals_helpers(nb, fraction):
     labels = np.arange(40) % 2
-    assert (nb.flip_labels(labels, fraction, seed=5) == C.flip_labels(labels, fraction, seed=5)).all()
+    assert (nb.flip_labels(labels, fraction, seed=5) == sentiment.flip_labels(labels, fraction, seed=5)).all()
 
 
 def test_notebook_scoring_equals_helpers(nb):
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=32, block_size=24, n_layer=1, n_head=2, n_embd=16)).eval()
     prompts, answers = [[1, 2, 3], [4, 5, 6, 7]], [[5], [9, 2]]
-    want = C.answer_logprobs(model, prompts, answers)
+    want = answer_scoring.answer_logprobs(model, prompts, answers)
     got = torch.tensor(
         [[nb.answer_logprob(model, p, a) for a in answers] for p in prompts], dtype=torch.float64
     )
@@ -408,18 +407,18 @@ def test_the_course_instruction_in_profiles_is_instructs():
 
     assert COURSE_INSTRUCTION == SENTIMENT_PROMPT
     for name in ("ci", "cpu", "gpu"):
-        C.check_prompt(get_profile(name).compare.instruction)
+        sentiment.check_prompt(get_profile(name).compare.instruction)
 
 
 @pytest.mark.parametrize("prompt", ["no placeholder", "{review} twice {review}"])
 def test_an_instruction_without_one_review_slot_is_refused(chat_tok, prompt):
     with pytest.raises(ValueError, match="exactly once"):
-        C.Cropper(chat_tok, 160, prompt)
+        sentiment.Cropper(chat_tok, 160, prompt)
 
 
 def test_the_instruction_is_part_of_the_test_sets_identity(chat_tok):
-    crop_a, crop_b = C.Cropper(chat_tok, 160), C.Cropper(chat_tok, 160, "Sentiment?\n\n{review}")
-    a, b = C.sentiment_task(4, crop_a), C.sentiment_task(4, crop_b)
+    crop_a, crop_b = sentiment.Cropper(chat_tok, 160), sentiment.Cropper(chat_tok, 160, "Sentiment?\n\n{review}")
+    a, b = sentiment.sentiment_task(4, crop_a), sentiment.sentiment_task(4, crop_b)
     assert a.labels == b.labels and a.name != b.name and b.prompt == crop_b.prompt
     with pytest.raises(ValueError, match="another instruction"):
-        C.sentiment_task(4, crop_a, prompt="Sentiment?\n\n{review}")
+        sentiment.sentiment_task(4, crop_a, prompt="Sentiment?\n\n{review}")

@@ -10,7 +10,7 @@ so the formulas must scale right, not be exact. Notebook 00 prints the table.
 Also here: each notebook's *stated* budget per profile (`STATED_BUDGETS`, the one place those numbers
 live). The test session's bookkeeping that compares measured notebook times with them is in
 `tests/notebook_times.py`. FLOPs come from their one owner, `helpers.measure.flops`; step counts from the
-experiment's own `helpers.experiment.compare.Recipe`; the pretrained model's size from its registry entry.
+experiment's own `helpers.experiment.routes.Recipe`; the pretrained model's size from its registry entry.
 
 Caveats: a GPU is assumed to reach the same fraction of its peak as the CPU did (optimistic for small
 models: a GPU estimate is a lower bound until measured), and a shared machine's measured peak varies
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from helpers.course.profiles import Profile, get_profile
-from helpers.experiment.compare import Recipe
+from helpers.experiment.routes import Recipe
 from helpers.instruct.models import DEFAULT_MODEL, REGISTRY
 from helpers.measure.flops import (
     Attention,

@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.records import RunRecord
-from helpers.experiment.compare import EXPERIMENT, ROUTE_LABELS, ROUTES
+from helpers.experiment.compare import EXPERIMENT
+from helpers.experiment.routes import ROUTE_LABELS, ROUTES
 from helpers.measure import flops as flop_counts
 from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS
 from helpers.measure.ledger import EmptyLedgerError, Ledger, compare
@@ -160,48 +161,52 @@ def article_table(
             f"runs were scored on different test sets {sorted(clean['test_set'].unique())}: "
             "rebuild them on one test set"
         )
-    rows = []
-    for key, g in clean.groupby("route_key", sort=False):
-        g = g.sort_values("n")
-        needed = examples_to_reach(list(g["n"]), list(g["accuracy"]), target)
-        at_n = needed if needed is not None else int(g["n"].max())
-        at = g[g["n"] == at_n].iloc[0]
-        best = g.loc[g["accuracy"].idxmax()]
-        pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none"))
-        own = PretrainCompute(0.0, 0.0, "none") if pre.inherited else pre
-        inherited = pre if pre.inherited else PretrainCompute(0.0, None, "none", inherited=True)
-        row = {
-            "route_key": key,
-            "route": ROUTE_LABELS.get(key, key),
-            "target_accuracy": target,
-            "reached": needed is not None,
-            "examples_needed": float("nan") if needed is None else needed,
-            "at_n": at_n,
-            "accuracy_at_n": at["accuracy"],
-            "best_accuracy": best["accuracy"],
-            "best_n": int(best["n"]),
-            "largest_n": int(g["n"].max()),
-            "tuning_seconds": at["seconds"],
-            "tuning_flops": at["flops"],
-            "tuning_eur": at["eur"],
-            "tuning_cloud_eur": at["cloud_eur"],
-            "tuning_flops_method": at["flops_method"],
-            "own_pretraining_flops": float("nan") if own.flops is None else own.flops,
-            "own_pretraining_seconds": own.seconds,
-            "own_pretraining_source": own.source,
-            "own_flops": same_method_sum([(at["flops"], at["flops_method"]), (own.flops, own.method)]),
-            "inherited_pretraining_flops": inherited.flops,
-            "inherited_pretraining_source": inherited.source,
-            "ladder_seconds": g["seconds"].sum(),
-            "ladder_flops": same_method_sum(list(zip(g["flops"], g["flops_method"], strict=True))),
-        }
-        faq = (adaptation or {}).get(key)
-        row["faq_adapt_seconds"] = faq.wall_seconds if faq is not None else float("nan")
-        row["faq_accuracy"] = (
-            faq.metrics.get("faq_accuracy", float("nan")) if faq is not None else float("nan")
-        )
-        rows.append(row)
+    groups = clean.groupby("route_key", sort=False)
+    rows = [_route_row(key, g.sort_values("n"), target, pretraining, adaptation) for key, g in groups]
     return pd.DataFrame(rows).set_index("route_key")
+
+
+def _route_row(
+    key: str, g: pd.DataFrame, target: float, pretraining: dict[str, PretrainCompute],
+    adaptation: dict[str, RunRecord] | None,
+) -> dict:
+    """One route's row of `article_table`, from its clean runs `g` sorted by N."""
+    needed = examples_to_reach(list(g["n"]), list(g["accuracy"]), target)
+    at_n = needed if needed is not None else int(g["n"].max())
+    at = g[g["n"] == at_n].iloc[0]
+    best = g.loc[g["accuracy"].idxmax()]
+    pre = pretraining.get(key, PretrainCompute(0.0, 0.0, "none"))
+    own = PretrainCompute(0.0, 0.0, "none") if pre.inherited else pre
+    inherited = pre if pre.inherited else PretrainCompute(0.0, None, "none", inherited=True)
+    row = {
+        "route_key": key,
+        "route": ROUTE_LABELS.get(key, key),
+        "target_accuracy": target,
+        "reached": needed is not None,
+        "examples_needed": float("nan") if needed is None else needed,
+        "at_n": at_n,
+        "accuracy_at_n": at["accuracy"],
+        "best_accuracy": best["accuracy"],
+        "best_n": int(best["n"]),
+        "largest_n": int(g["n"].max()),
+        "tuning_seconds": at["seconds"],
+        "tuning_flops": at["flops"],
+        "tuning_eur": at["eur"],
+        "tuning_cloud_eur": at["cloud_eur"],
+        "tuning_flops_method": at["flops_method"],
+        "own_pretraining_flops": float("nan") if own.flops is None else own.flops,
+        "own_pretraining_seconds": own.seconds,
+        "own_pretraining_source": own.source,
+        "own_flops": same_method_sum([(at["flops"], at["flops_method"]), (own.flops, own.method)]),
+        "inherited_pretraining_flops": inherited.flops,
+        "inherited_pretraining_source": inherited.source,
+        "ladder_seconds": g["seconds"].sum(),
+        "ladder_flops": same_method_sum(list(zip(g["flops"], g["flops_method"], strict=True))),
+    }
+    faq = (adaptation or {}).get(key)
+    row["faq_adapt_seconds"] = faq.wall_seconds if faq is not None else float("nan")
+    row["faq_accuracy"] = faq.metrics.get("faq_accuracy", float("nan")) if faq is not None else float("nan")
+    return row
 
 
 def _sci(x: float | None) -> str:

@@ -1,0 +1,199 @@
+"""The three routes of notebook 06, each able to tune on N examples and score itself on the task.
+
+- A  ("scratch"): our tokenizer + our tiny GPT pretrained on review text, then every weight tuned on N
+  labelled examples (full fine-tuning) — `ScratchRoute("A", ..., base=pretrained_gpt)`;
+- A0 ("scratch-no-pretrain"): the same GPT from random weights, tuned on the same N examples —
+  `ScratchRoute("A0", ...)`;
+- B  ("instruct"): the pretrained model + LoRA (`helpers.instruct.lora.tune`) on the same N examples —
+  `LoraRoute`.
+All three train through the one loop (`helpers.core.training.train`) and return its RunRecord; each gets
+its own `Recipe` (learning rate, batch, epochs, step limits). A route offers `tune(examples, name)`,
+`untuned()`, `score(model, task)` and `generate(model, prompts, max_new_tokens)`, which is all
+`helpers.experiment.compare` needs.
+
+Left out on purpose: hyper-parameter search per N, other adapters than LoRA, and tuning our GPT with LoRA.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from helpers.core.batches import ListBatches
+from helpers.core.training import TrainConfig, train
+from helpers.experiment.answer_scoring import Scored, score_task
+from helpers.experiment.sentiment import SentimentTask
+from helpers.instruct import instructions, lora, masking, packing
+from helpers.instruct.models import load_model
+from helpers.instruct.scoring import generate
+from helpers.measure.flops import training_flops_per_token
+from helpers.scratch.gpt import GPT, lm_loss
+
+ROUTES = {"A": "scratch", "A0": "scratch-no-pretrain", "B": "instruct"}  # key -> RunRecord.route
+ROUTE_LABELS = {
+    "A": "A: tiny GPT, pretrained + full tuning",
+    "A0": "A0: tiny GPT, random init + full tuning",
+    "B": "B: pretrained model + LoRA",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a route tunes on N examples. steps = ceil(epochs x batches per epoch), kept in [min, max]:
+    Recipe(1e-3, 8, 2.0, 4, 100).steps(batches_per_epoch=10) -> 20."""
+
+    lr: float
+    batch_size: int  # examples (route A) or packed rows (route B) per step
+    epochs: float  # passes over the N examples, before the step limits
+    min_steps: int  # small N still gets a few updates
+    max_steps: int  # large N is cut off: the budget a profile can afford
+
+    def __post_init__(self) -> None:
+        if not (
+            self.lr > 0 and self.batch_size >= 1 and self.epochs > 0 and 1 <= self.min_steps <= self.max_steps
+        ):
+            raise ValueError(
+                f"bad Recipe {self}: need lr > 0, batch_size >= 1, epochs > 0, 1 <= min_steps <= max_steps"
+            )
+
+    def steps(self, batches_per_epoch: int) -> int:
+        return int(min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * batches_per_epoch))))
+
+
+def gpt_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loop's loss for our GPT on padded batches: right padding needs no mask in a causal model
+    (labels are -100 there), and our GPT takes no attention_mask argument."""
+    return lm_loss(model(batch["input_ids"]), batch["labels"])
+
+
+class ScratchRoute:
+    """Routes A and A0: our tokenizer and GPT, every weight trained through the loop.
+
+    `tokenizer` is the course tokenizer as a transformers tokenizer with the ChatML template
+    (`sentiment.course_chat_tokenizer`), so examples are rendered by `helpers.instruct.templates` as for route B.
+    `base` = the pretrained GPT (route A) or None (route A0: fresh weights of `config`, seeded).
+    """
+
+    def __init__(self, key: str, tokenizer, config, recipe: Recipe, base=None, seed: int = 0):
+        if key not in ("A", "A0"):
+            raise ValueError(f"ScratchRoute key must be 'A' or 'A0', got {key!r}")
+        if base is not None and base.config != config:
+            raise ValueError("base.config differs from config: pass config=base.config")
+        self.key, self.route, self.tokenizer, self.config = key, ROUTES[key], tokenizer, config
+        self.recipe, self.base, self.seed = recipe, base, seed
+        self.pad_id, self.stop_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+        self.context = config.block_size
+
+    def fresh_model(self):
+        if self.base is not None:
+            return copy.deepcopy(self.base).train()
+        torch.manual_seed(self.seed)
+        return GPT(self.config)
+
+    def tune(self, examples: Sequence[instructions.Example], name: str, steps: int | None = None, model=None):
+        """Full fine-tuning on `examples` -> (model in eval mode, RunRecord). An example longer than the
+        context keeps its prompt and loses the end of its answer (counted in extra["examples_truncated"])."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the counts go into the record
+            report = masking.encode_all(self.tokenizer, examples, self.context, too_long="truncate")
+        batches = packing.pad_batches(report.examples, self.recipe.batch_size, self.pad_id, seed=self.seed)
+        steps = steps or self.recipe.steps(len(batches))
+        model = model if model is not None else self.fresh_model()
+        # counted as pretraining counts (attention at the full context), so route A's own compute adds up
+        flops = training_flops_per_token(model, seq_len=self.context)
+        config = TrainConfig(
+            max_steps=steps,
+            lr=self.recipe.lr,
+            warmup_steps=max(1, steps // 10),
+            name=name,
+            route=self.route,
+            seed=self.seed,
+            progress=False,
+            flops_per_token=flops.per_token,
+            flops_method=flops.method,
+        )
+        record = train(model, ListBatches(batches, shuffle=True, seed=self.seed), config, loss_fn=gpt_loss)
+        record.extra.update(
+            {
+                "examples_used": len(report.examples),
+                "examples_dropped": report.n_dropped,
+                "examples_truncated": report.n_truncated,
+                "batches_per_epoch": len(batches),
+            }
+        )
+        return model.eval(), record
+
+    def untuned(self):
+        return self.fresh_model().eval()
+
+    def score(self, model, task: SentimentTask, batch_size: int = 8) -> Scored:
+        return score_task(model, self.tokenizer, task, batch_size)
+
+    @torch.no_grad()
+    def generate(self, model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[str]:
+        """Greedy answers, one prompt at a time (stop at the end-of-turn token); a prompt that leaves no
+        room in the context gets "" (scored as malformed)."""
+        out = []
+        for ids in prompts:
+            room = min(max_new_tokens, self.context - len(ids))
+            if room < 1:
+                out.append("")
+                continue
+            x = torch.tensor([list(ids)])
+            y = model.generate(x, room, temperature=0.0, stop_tokens=[self.stop_id])[0, len(ids) :]
+            out.append(self.tokenizer.decode(y.tolist(), skip_special_tokens=True).strip())
+        return out
+
+
+class LoraRoute:
+    """Route B: a pretrained model (fresh from `load_fn` for every run) + LoRA via `helpers.instruct.lora.tune`.
+
+    `sizes` is the profile's InstructSizes (LoRA rank, alpha, dropout, max_length); `recipe` replaces its
+    learning rate, batch size and steps for this experiment.
+    """
+
+    key, route = "B", ROUTES["B"]
+
+    def __init__(self, sizes, recipe: Recipe, load_fn: Callable | None = None, seed: int = 0):
+        self.sizes, self.recipe, self.seed = sizes, recipe, seed
+        self.load_fn = load_fn or load_model
+
+    def _load(self):
+        loaded = self.load_fn()
+        self.tokenizer, self.spec = loaded.tokenizer, loaded.spec
+        return loaded
+
+    def steps_for(self, examples: Sequence[instructions.Example]) -> int:
+        """Steps for these examples: packed rows (as `tune` will pack them) -> batches per epoch."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = masking.encode_all(self.tokenizer, examples, self.sizes.max_length)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        rows = packing.pack(report.examples, self.sizes.max_length, pad)
+        return self.recipe.steps(math.ceil(len(rows) / self.recipe.batch_size))
+
+    def tune(self, examples: Sequence[instructions.Example], name: str, steps: int | None = None):
+        loaded = self._load()
+        steps = steps or self.steps_for(examples)
+        sizes = replace(
+            self.sizes, max_steps=steps, learning_rate=self.recipe.lr, batch_size=self.recipe.batch_size
+        )
+        result = lora.tune(
+            loaded, sizes, list(examples), seed=self.seed, name=name, route=self.route, progress=False
+        )
+        result.record.extra["padding_waste"] = round(result.padding_waste, 4)
+        return result.model.eval(), result.record
+
+    def untuned(self):
+        return self._load().model.eval()
+
+    def score(self, model, task: SentimentTask, batch_size: int = 8) -> Scored:
+        return score_task(model, self.tokenizer, task, batch_size)
+
+    def generate(self, model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[str]:
+        return generate(model, self.tokenizer, prompts, max_new_tokens)
