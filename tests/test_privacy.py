@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from helpers.deploy import privacy
-from helpers.deploy.privacy import (
+from helpers.deploy import privacy, redaction_eval
+from helpers.deploy.pii_validators import (
+    IBAN_LENGTHS,
     codice_fiscale_check_char,
     codice_fiscale_valid,
-    find_pii,
     iban_check_digits,
     iban_valid,
     luhn_check_digit,
     luhn_valid,
     phone_valid,
-    redact,
-    score_redaction,
 )
+from helpers.deploy.privacy import find_pii, redact
+from helpers.deploy.redaction_eval import score_redaction
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "privacy"
 
@@ -233,9 +233,9 @@ def test_load_jsonl_names_the_bad_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "ok", "entities": []}\n{not json\n')
     with pytest.raises(ValueError, match="line 2"):
-        privacy.load_jsonl(path)
+        redaction_eval.load_jsonl(path)
     with pytest.raises(FileNotFoundError, match="data/privacy"):
-        privacy.load_jsonl(tmp_path / "missing.jsonl")
+        redaction_eval.load_jsonl(tmp_path / "missing.jsonl")
 
 
 # ----------------------------------------------------------------------------- the labelled test set
@@ -243,13 +243,13 @@ def test_load_jsonl_names_the_bad_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def testset() -> list[dict]:
-    return privacy.load_jsonl(privacy.TESTSET)
+    return redaction_eval.load_jsonl(redaction_eval.TESTSET)
 
 
 def test_testset_is_well_formed_and_big_enough(testset):
     per_kind = {k: 0 for k in privacy.KINDS}
     negatives = 0
-    header = json.loads(privacy.TESTSET.read_text(encoding="utf-8").splitlines()[0])
+    header = json.loads(redaction_eval.TESTSET.read_text(encoding="utf-8").splitlines()[0])
     assert "FICTIONAL" in header["_about"]
     for rec in testset:
         for e in rec["entities"]:
@@ -280,7 +280,7 @@ def test_precision_and_recall_per_kind(testset):
 
 
 def test_customer_messages_are_labelled_and_redacted():
-    records = privacy.load_jsonl(DATA / "customer_messages.jsonl")
+    records = redaction_eval.load_jsonl(DATA / "customer_messages.jsonl")
     assert {r["lang"] for r in records} == {"it", "en"}
     assert sum(len(r["entities"]) for r in records) >= 20
     for rec in records:
@@ -321,8 +321,8 @@ def test_notebook_iban_and_codice_fiscale_equal_helpers(nb07):
     rng = random.Random(1)
     alnum = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     for _ in range(200):
-        country = rng.choice(sorted(privacy.IBAN_LENGTHS))
-        bban = "".join(rng.choice(alnum) for _ in range(privacy.IBAN_LENGTHS[country] - 4))
+        country = rng.choice(sorted(IBAN_LENGTHS))
+        bban = "".join(rng.choice(alnum) for _ in range(IBAN_LENGTHS[country] - 4))
         iban = _iban(country, bban)
         for candidate in (iban, _edit_digit(iban, 2)):
             assert nb07.iban_checksum_ok(candidate) == iban_valid(candidate)

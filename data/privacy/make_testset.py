@@ -37,7 +37,7 @@ OUT = Path(__file__).with_name("redaction_testset.jsonl")
 
 
 def luhn_complete(payload: str) -> str:
-    """payload + the Luhn digit (computed left-to-right on the full number, unlike helpers.deploy.privacy)."""
+    """payload + the Luhn digit (computed left-to-right on the full number, unlike helpers.deploy.pii_validators)."""
     for d in "0123456789":
         digits = [int(c) for c in payload + d]
         total = 0

@@ -1,4 +1,4 @@
-"""Privacy before training: find and replace personal data in text, and keep the network shut.
+"""Privacy before training: find and replace personal data in text.
 
 `redact(text)` replaces e-mail addresses, phone numbers (Italian mobile and landline, and any number
 written with an international `+CC` / `00CC` prefix), IBANs (mod-97 checksum), Italian codici fiscali
@@ -12,24 +12,17 @@ or dashes between groups) with a placeholder such as `[EMAIL]`, and reports ever
     [('email', 11, 35), ('phone', 41, 53)]
 
 How: each kind is a regular expression that proposes candidates, then a *pure* validator
-(`luhn_valid`, `iban_valid`, `codice_fiscale_valid`, `phone_valid`) keeps only candidates that pass
-the checksum or the numbering rules. Kinds run in a fixed priority order (e-mail, IBAN, codice
-fiscale, international phone, card, national phone) and a later kind never overlaps an earlier
-match, so the digits inside an IBAN are not also reported as a phone number.
+(`helpers.deploy.pii_validators`: Luhn, IBAN, codice fiscale, phone numbering rules) keeps only candidates
+that pass the checksum or the numbering rules. Kinds run in a fixed priority order (e-mail, IBAN, codice
+fiscale, international phone, card, national phone) and a later kind never overlaps an earlier match, so
+the digits inside an IBAN are not also reported as a phone number.
 
 What it deliberately leaves out: names, postal addresses and dates of birth (they need a language
-model or a gazetteer, not a pattern; say so to learners), VAT numbers, national formats other than
-Italy's for phones written without a prefix, and IBAN countries missing from `IBAN_LENGTHS`.
-A checksum cannot tell a real card from any other Luhn-valid number: about 1 in 10 random 16-digit
-numbers passes, so long order or tracking numbers can be redacted too (a false positive is the
-safe direction here). The measured precision and recall per kind are in
-`data/privacy/README.md` and `tests/test_privacy.py`.
-
-The network guard lives in `helpers.core.netguard`; it is re-exported here (`block_network`, `offline`,
-`guard`) because "keep the data in-house" is the same concern.
-
-References: ISO 13616 (IBAN) and the SWIFT IBAN Registry (lengths); ISO/IEC 7812 (Luhn);
-D.M. 23/12/1976 (codice fiscale check character, omocodia); ITU-T E.164 (at most 15 digits).
+model or a gazetteer, not a pattern; say so to learners), and what the validators leave out (see
+`helpers.deploy.pii_validators`). Long order or tracking numbers that pass the Luhn check can be redacted
+as cards too (a false positive is the safe direction here). The measured precision and recall per kind
+(`helpers.deploy.redaction_eval`) are in `data/privacy/README.md` and `tests/test_privacy.py`. The network
+guard that keeps the data in-house is `helpers.core.netguard`.
 """
 
 from __future__ import annotations
@@ -37,19 +30,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from helpers.core.data import PROJECT_DATA_DIR
-from helpers.core.io import read_jsonl
-from helpers.core.netguard import NetworkBlockedError, NetworkGuard, block_network, guard, offline, unblock_network
-
-__all__ = [
-    "KINDS", "PLACEHOLDERS", "IBAN_LENGTHS", "Replacement", "Redaction", "redact", "find_pii",
-    "luhn_valid", "luhn_check_digit", "iban_valid", "iban_check_digits", "codice_fiscale_valid",
-    "codice_fiscale_check_char", "phone_valid",
-    "DATA_DIR", "TESTSET", "CUSTOMER_MESSAGES", "load_jsonl", "KindScore", "score_redaction",
-    "block_network", "unblock_network", "offline", "guard", "NetworkGuard", "NetworkBlockedError",
-]
+from helpers.deploy.pii_validators import IBAN_LENGTHS, codice_fiscale_valid, iban_valid, luhn_valid, phone_valid
 
 # Priority order (see the module docstring) and the placeholder each kind leaves behind.
 KINDS = ("email", "iban", "codice_fiscale", "phone", "card")
@@ -60,142 +42,6 @@ PLACEHOLDERS = {
     "codice_fiscale": "[CODICE_FISCALE]",
     "card": "[CARD]",
 }
-
-# IBAN length per country, from the SWIFT IBAN Registry (release 99, 2024): the EU/EEA countries,
-# the UK, Switzerland and the microstates around Italy. A country missing here is not recognised.
-IBAN_LENGTHS = {
-    "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
-    "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GI": 23, "GR": 27, "HR": 21, "HU": 28,
-    "IE": 22, "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31,
-    "NL": 18, "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
-    "VA": 22,
-}
-
-
-# --------------------------------------------------------------------------- validators (pure)
-
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
-
-
-def luhn_check_digit(payload: str) -> str:
-    """The digit that makes `payload + digit` Luhn-valid: '7992739871' -> '3'."""
-    if not payload.isdigit():
-        raise ValueError(f"luhn_check_digit needs digits only, got {payload!r}: strip spaces and dashes")
-    total = 0
-    # subtle: doubling starts from the rightmost payload digit, because the check digit goes after it.
-    for i, ch in enumerate(reversed(payload)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return str((10 - total % 10) % 10)
-
-
-def luhn_valid(number: str, min_len: int = 13, max_len: int = 19) -> bool:
-    """Luhn checksum of a card number (spaces and dashes ignored): '4111 1111 1111 1111' -> True."""
-    if re.search(r"[^\d \-]", number):
-        return False
-    digits = _digits(number)
-    if not min_len <= len(digits) <= max_len:
-        return False
-    return luhn_check_digit(digits[:-1]) == digits[-1]
-
-
-def _iban_as_int(rearranged: str) -> int:
-    # A=10, B=11, ..., Z=35 (ISO 13616); digits stay digits.
-    return int("".join(str(int(ch, 36)) for ch in rearranged))
-
-
-def iban_check_digits(country: str, bban: str) -> str:
-    """The two check digits of an IBAN: ('GB', 'WEST12345698765432') -> '82'."""
-    country, bban = country.upper(), bban.replace(" ", "").upper()
-    if not (len(country) == 2 and country.isalpha() and bban.isalnum()):
-        raise ValueError(
-            f"iban_check_digits needs a 2-letter country and an alphanumeric BBAN, got {country!r}, {bban!r}"
-        )
-    return f"{98 - _iban_as_int(bban + country + '00') % 97:02d}"
-
-
-def iban_valid(iban: str) -> bool:
-    """ISO 13616 check: known country, registry length, mod 97 == 1: 'GB82 WEST 1234 5698 7654 32' -> True."""
-    compact = iban.replace(" ", "").upper()
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]+", compact):
-        return False
-    if IBAN_LENGTHS.get(compact[:2]) != len(compact):
-        return False
-    return _iban_as_int(compact[4:] + compact[:4]) % 97 == 1
-
-
-# Codice fiscale: values of a character in an odd (1st, 3rd, ...) position; even positions use 0-25.
-_CF_ODD_VALUES = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21,  # 0-9 (and A-J below: same values)
-                  2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23]  # K-Z
-_CF_ODD = {
-    **dict(zip("0123456789", _CF_ODD_VALUES[:10], strict=True)),
-    **dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", _CF_ODD_VALUES, strict=True)),
-}
-_CF_EVEN = {**{str(d): d for d in range(10)}, **{chr(ord("A") + i): i for i in range(26)}}
-_CF_OMOCODIA = "LMNPQRSTUV"  # letter that stands for 0..9 when two people would share a code
-_CF_DIGIT_POSITIONS = (6, 7, 9, 10, 12, 13, 14)  # 0-based positions that hold digits (or their letters)
-_CF_MONTHS = "ABCDEHLMPRST"  # January..December
-_CF_SHAPE = re.compile(
-    r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
-)
-
-
-def codice_fiscale_check_char(first15: str) -> str:
-    """The 16th character of a codice fiscale: 'RSSMRA80A01H501' -> 'U'."""
-    code = first15.upper()
-    if len(code) != 15 or not code.isalnum():
-        raise ValueError(f"codice_fiscale_check_char needs the first 15 characters, got {first15!r}")
-    # Positions are counted from 1 in the decree, so index 0 is an *odd* position.
-    total = sum(_CF_ODD[ch] if i % 2 == 0 else _CF_EVEN[ch] for i, ch in enumerate(code))
-    return chr(ord("A") + total % 26)
-
-
-def codice_fiscale_valid(code: str) -> bool:
-    """Shape, a real month and day (omocodia letters decoded), and the check character."""
-    code = code.upper()
-    if not _CF_SHAPE.fullmatch(code):
-        return False
-    decoded = list(code)
-    for i in _CF_DIGIT_POSITIONS:
-        if decoded[i] in _CF_OMOCODIA:
-            decoded[i] = str(_CF_OMOCODIA.index(decoded[i]))
-    day = int("".join(decoded[9:11]))
-    if not (1 <= day <= 31 or 41 <= day <= 71):  # women: day + 40
-        return False
-    return codice_fiscale_check_char(code[:15]) == code[15]
-
-
-def phone_valid(number: str) -> bool:
-    """Numbering rules: +CC with 8-15 digits (E.164); Italian numbers must be mobile or landline.
-
-    '+39 347 123 4567' -> True, '347 123 4567' -> True, '02 1234 5678' -> True, '12345678' -> False.
-    """
-    compact = re.sub(r"[ .\-/()]", "", number)
-    if compact.startswith("+"):
-        body = compact[1:]
-    elif compact.startswith("00") and not compact.startswith("000"):
-        body = compact[2:]
-    else:
-        return _italian_national_valid(compact)
-    if not body.isdigit() or not 8 <= len(body) <= 15:
-        return False
-    if body.startswith("39"):
-        return _italian_national_valid(body[2:])
-    return body[0] != "0"  # country codes never start with 0
-
-
-def _italian_national_valid(national: str) -> bool:
-    if not national.isdigit():
-        return False
-    if national.startswith("3"):
-        return 9 <= len(national) <= 10  # mobile: 3xx + 6 or 7 digits
-    if national.startswith("0"):
-        return 6 <= len(national) <= 11  # landline: area code (0 + 1-3 digits) + subscriber
-    return False
-
-
-# --------------------------------------------------------------------------- finding candidates
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]*[A-Za-z0-9_])?@"
                     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])")
@@ -372,54 +218,3 @@ def redact(text: str, kinds: Iterable[str] = KINDS, keep: Iterable[str] = ()) ->
         last = r.end
     pieces.append(text[last:])
     return Redaction("".join(pieces), found)
-
-
-# --------------------------------------------------------------------------- measuring it
-
-DATA_DIR = PROJECT_DATA_DIR / "privacy"  # schema: its README.md
-TESTSET = DATA_DIR / "redaction_testset.jsonl"  # labelled, fictional: 60 per kind + hard negatives
-CUSTOMER_MESSAGES = DATA_DIR / "customer_messages.jsonl"  # 30 fictional messages to Zefiro Bikes
-
-
-def load_jsonl(path: str | Path = TESTSET) -> list[dict]:
-    """Records of a privacy JSONL file (`{"_about": ...}` notes skipped): `helpers.core.io.read_jsonl`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the privacy data lives in data/privacy/ of the checkout")
-    return read_jsonl(path)
-
-
-@dataclass(frozen=True)
-class KindScore:
-    """Exact-span matches for one kind: a found span counts only if kind, start and end all agree."""
-
-    kind: str
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-
-def score_redaction(records: Iterable[dict], kinds: Iterable[str] = KINDS) -> dict[str, KindScore]:
-    """Precision and recall per kind of `find_pii` on labelled records ({"text", "entities": [...]})."""
-    kinds = tuple(kinds)
-    counts = {k: [0, 0, 0] for k in kinds}  # tp, fp, fn
-    for n, rec in enumerate(records):
-        if "text" not in rec or "entities" not in rec:
-            raise ValueError(f"record {n} needs 'text' and 'entities' fields (see data/privacy/README.md)")
-        gold = {(e["kind"], e["start"], e["end"]) for e in rec["entities"] if e["kind"] in kinds}
-        found = {(r.kind, r.start, r.end) for r in find_pii(rec["text"], kinds)}
-        for kind, *_ in found & gold:
-            counts[kind][0] += 1
-        for kind, *_ in found - gold:
-            counts[kind][1] += 1
-        for kind, *_ in gold - found:
-            counts[kind][2] += 1
-    return {k: KindScore(k, *c) for k, c in counts.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from helpers.course.exercises.common import Feedback, call, close, exercise, numeric, to_number
-from helpers.deploy.privacy import luhn_valid
+from helpers.deploy.pii_validators import luhn_valid
 from helpers.measure.breakeven import CostModel, crossovers
 from helpers.measure.latency import StreamStats
 
@@ -103,6 +103,6 @@ def _ex07_3(fn: Any) -> Feedback:
         return Feedback(False, f"wrong for {number!r} (expected {'valid' if want else 'invalid'}).")
     return Feedback(
         True,
-        "agrees with helpers.deploy.privacy.luhn_valid, which redaction uses to tell card numbers "
+        "agrees with helpers.deploy.pii_validators.luhn_valid, which redaction uses to tell card numbers "
         "from other digit runs.",
     )
