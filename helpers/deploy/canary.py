@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from helpers.core.checks import count, instance, non_empty, text
+
 DIGIT = "#"  # in a pattern, a random digit
 
 
@@ -39,6 +41,16 @@ class Canary:
     template: str = "Il mio numero di cellulare è {secret}, richiamatemi pure."
     pattern: str = "347 ### ####"  # the secret's format: candidates are other fills of it
 
+    def __post_init__(self) -> None:
+        _check_format(self.template, self.pattern)
+        text("Canary.secret", self.secret, f"a fill of its pattern {self.pattern!r}")
+        fits = len(self.secret) == len(self.pattern) and all(
+            s.isdigit() if p == DIGIT else s == p for s, p in zip(self.secret, self.pattern, strict=True))
+        if not fits:
+            raise ValueError(f"Canary.secret {self.secret!r} does not fit its pattern {self.pattern!r} (a digit "
+                             "where each '#' is): the candidates are fills of the pattern, so the ranking would "
+                             "compare different formats; use make_canary(seed, template, pattern)")
+
     @property
     def text(self) -> str:
         return self.fill(self.secret)
@@ -47,24 +59,39 @@ class Canary:
         return self.template.format(secret=secret)
 
 
+def _check_format(template: str, pattern: str) -> None:
+    text("template", template, "a sentence with a '{secret}' slot")
+    text("pattern", pattern, "the secret's format with '#' for each random digit, e.g. '347 ### ####'")
+    if DIGIT not in pattern:
+        raise ValueError(f"the canary pattern {pattern!r} has no '#': mark the random digits with '#'")
+    if "{secret}" not in template:
+        raise ValueError(f"the canary template {template!r} needs a '{{secret}}' slot")
+    try:
+        template.format(secret="")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"the canary template {template!r} has braces other than {{secret}} ({err!r}): double "
+                         "them ('{{' and '}}') to write a brace") from err
+
+
 def random_fill(pattern: str, rng: random.Random) -> str:
     """'347 ### ####' -> '347 815 2094' (each # a random digit)."""
+    instance("rng", rng, random.Random, "e.g. random.Random(0)")
     return "".join(str(rng.randrange(10)) if ch == DIGIT else ch for ch in pattern)
 
 
 def make_canary(seed: int = 0, template: str = Canary.template, pattern: str = Canary.pattern) -> Canary:
     """A random secret in `pattern`, drawn from its own seeded generator."""
-    if DIGIT not in pattern:
-        raise ValueError(f"the canary pattern {pattern!r} has no '#': mark the random digits with '#'")
-    if "{secret}" not in template:
-        raise ValueError(f"the canary template {template!r} needs a '{{secret}}' slot")
+    count("seed", seed)
+    _check_format(template, pattern)
     return Canary(random_fill(pattern, random.Random(seed)), template, pattern)
 
 
 def candidates(canary: Canary, n: int, seed: int = 1) -> list[str]:
     """`n` distinct secrets of the canary's format, never the canary itself."""
+    instance("canary", canary, Canary, "make one with make_canary(seed)")
+    count("seed", seed)
     space = 10 ** canary.pattern.count(DIGIT)
-    if not 1 <= n < space:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < space:
         raise ValueError(f"n_candidates must be in [1, {space - 1}] for pattern {canary.pattern!r}, got {n}")
     rng = random.Random(seed)
     seen = {canary.secret}
@@ -79,7 +106,12 @@ def candidates(canary: Canary, n: int, seed: int = 1) -> list[str]:
 
 def plant(texts: Sequence[str], sentence: str, repeats: int, seed: int = 0) -> list[str]:
     """A copy of `texts` with `sentence` appended to `repeats` different ones (chosen by the seed)."""
-    if not 1 <= repeats <= len(texts):
+    non_empty("texts", texts, "the tuning texts to plant the canary in")
+    for i, t in enumerate(texts):
+        instance(f"texts[{i}]", t, str)
+    text("sentence", sentence, "the canary's text: canary.text")
+    count("seed", seed)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= len(texts):
         raise ValueError(f"repeats must be in [1, {len(texts)}] (one per text), got {repeats}")
     chosen = set(random.Random(seed).sample(range(len(texts)), repeats))
     return [f"{t} {sentence}" if i in chosen else t for i, t in enumerate(texts)]
@@ -87,7 +119,8 @@ def plant(texts: Sequence[str], sentence: str, repeats: int, seed: int = 0) -> l
 
 def exposure(rank: int, n_total: int) -> float:
     """log2(n_total) - log2(rank): exposure(1, 1000) -> 9.97 (memorised), exposure(500, 1000) -> 1.0."""
-    if not 1 <= rank <= n_total:
+    count("n_total", n_total, 1, "the canary plus its candidates")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= n_total:
         raise ValueError(f"rank must be in [1, {n_total}], got {rank}")
     return math.log2(n_total) - math.log2(rank)
 
@@ -105,12 +138,20 @@ def text_scorer(logits_fn: Callable[[torch.Tensor], torch.Tensor], encode: Calla
     causal model's earlier positions cannot see it. `device`: where the ids go; None = the module's
     own device (or the CPU for a plain function).
     """
+    if not callable(logits_fn):
+        raise TypeError(f"logits_fn must map ids (B, T) to logits (B, T, V), got {type(logits_fn).__name__}: "
+                        "e.g. the GPT itself, or lambda x: hf_model(input_ids=x).logits")
+    if not callable(encode):
+        raise TypeError(f"encode must be a function text -> token ids, got {type(encode).__name__}: "
+                        "e.g. tokenizer.encode")
+    count("batch_size", batch_size, 1, "texts per forward pass, e.g. 64")
     if device is None:
         params = logits_fn.parameters() if isinstance(logits_fn, torch.nn.Module) else iter(())
         device = next(params, torch.empty(0)).device
 
     @torch.no_grad()
     def score(texts: Sequence[str]) -> list[float]:
+        non_empty("texts", texts, "the sentences to score")
         out: list[float] = []
         for i in range(0, len(texts), batch_size):
             ids = [encode(t) for t in texts[i:i + batch_size]]
@@ -150,8 +191,14 @@ def measure_exposure(score: ScoreFn, canary: Canary, n_candidates: int = 999, se
     Ties count against the canary (rank = 1 + candidates scoring at least as high), so a model that
     scores everything equally gets the worst rank, not the best.
     """
+    if not callable(score):
+        raise TypeError(f"score must be a function texts -> log-probabilities, got {type(score).__name__}: "
+                        "build it with text_scorer(model, encode)")
     others = candidates(canary, n_candidates, seed)
     scores = score([canary.text] + [canary.fill(s) for s in others])
+    if len(scores) != n_candidates + 1 or not all(math.isfinite(s) for s in scores):
+        raise ValueError(f"score returned {len(scores)} values for {n_candidates + 1} texts (or a NaN/inf): it must "
+                         "give one finite log-probability per text, as text_scorer does")
     mine, rest = scores[0], scores[1:]
     rank = 1 + sum(s >= mine for s in rest)
     return Exposure(rank, n_candidates + 1, exposure(rank, n_candidates + 1), mine, statistics.median(rest))

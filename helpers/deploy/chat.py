@@ -42,6 +42,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
+from helpers.core.checks import count, instance, number, token_ids
 from helpers.measure.latency import StreamStats
 
 ENDINGS = ("end", "stopped", "cut")  # the model ended its turn | the user pressed Stop | max_new_tokens hit
@@ -60,12 +61,20 @@ class ChatConfig:
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
                 or self.max_new_tokens < 1:
             raise ValueError(f"ChatConfig.max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
-        if not self.temperature >= 0:  # also refuses NaN
-            raise ValueError(f"ChatConfig.temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"ChatConfig.top_k must be None or >= 1, got {self.top_k!r}")
-        if self.max_prompt_tokens < 8:
-            raise ValueError(f"ChatConfig.max_prompt_tokens must be >= 8, got {self.max_prompt_tokens}")
+        _check_sampling("ChatConfig.", self.temperature, self.top_k)
+        if isinstance(self.max_prompt_tokens, bool) or not isinstance(self.max_prompt_tokens, int) \
+                or self.max_prompt_tokens < 8:
+            raise ValueError(f"ChatConfig.max_prompt_tokens must be >= 8, got {self.max_prompt_tokens!r}")
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise TypeError(f"ChatConfig.system_prompt must be a string or None (the template's default), got "
+                            f"{type(self.system_prompt).__name__}")
+        count("ChatConfig.seed", self.seed)
+
+
+def _check_sampling(prefix: str, temperature: float, top_k: int | None) -> None:
+    number(f"{prefix}temperature", temperature, 0, fix="0 = greedy, e.g. 0.7 to sample")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"{prefix}top_k must be None or an int >= 1, got {top_k!r}")
 
 
 @dataclass(frozen=True)
@@ -191,11 +200,21 @@ def _start_generate(model, prompt_ids: Sequence[int], streamer: BaseStreamer, co
     return finish
 
 
-def _check_prompt(prompt_ids: Sequence[int], max_new_tokens: int) -> None:
-    if len(prompt_ids) == 0:
+def _check_prompt(prompt_ids: Sequence[int], max_new_tokens: int) -> list[int]:
+    if hasattr(prompt_ids, "__len__") and len(prompt_ids) == 0:
         raise ValueError("prompt_ids is empty: a prompt needs at least one token id")
+    ids = token_ids("prompt_ids", prompt_ids, "tokenize the prompt first, e.g. tokenizer.encode(text)")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    return ids
+
+
+def _check_stop_ids(name: str, stop_ids) -> list[int]:
+    """A list of token ids, possibly empty (no stop: generate exactly max_new_tokens)."""
+    if isinstance(stop_ids, (str, bytes)) or not isinstance(stop_ids, (list, tuple)):
+        raise TypeError(f"{name} must be a list of token ids (possibly empty), got {stop_ids!r}: e.g. "
+                        "[tokenizer.eos_token_id]")
+    return token_ids(name, stop_ids) if stop_ids else []
 
 
 def stream_tokens(
@@ -215,7 +234,13 @@ def stream_tokens(
     true. [1, 2, 3] -> 17, 5, ... A transformers model streams through generate(); a model with its own
     `stream` method (the course's tiny GPT) through that. stop_ids=() generates exactly max_new_tokens.
     """
-    _check_prompt(prompt_ids, max_new_tokens)
+    prompt_ids = _check_prompt(prompt_ids, max_new_tokens)
+    stop_ids = _check_stop_ids("stop_ids", stop_ids)
+    _check_sampling("", temperature, top_k)
+    count("seed", seed)
+    if not callable(should_stop):
+        raise TypeError(f"should_stop must be a function () -> bool, got {type(should_stop).__name__}: e.g. "
+                        "threading.Event().is_set")
     if not _is_transformers(model):
         if not callable(getattr(model, "stream", None)):
             raise TypeError(f"{type(model).__name__} is neither a transformers model nor has a "
@@ -261,12 +286,14 @@ class ChatSession:
         if not _is_transformers(model):
             raise TypeError(f"ChatSession needs a transformers causal LM, got {type(model).__name__}: for the "
                             "tiny GPT use helpers.deploy.chat.stream_tokens")
+        if config is not None:
+            instance("config", config, ChatConfig, "e.g. ChatConfig(max_new_tokens=100)")
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or ChatConfig()
         if stop_token_ids is None:
             stop_token_ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        self.stop_token_ids = list(stop_token_ids)
+        self.stop_token_ids = _check_stop_ids("stop_token_ids", stop_token_ids)
         self.history: list[dict[str, str]] = []
         self.transcript: list[dict[str, str]] = []
         self.last: StreamStats | None = None  # timing of the latest answer

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import html
 import threading
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
 from IPython.display import display
 
+from helpers.core.checks import instance, number, text
 from helpers.deploy.chat import ChatSession
-from helpers.measure.breakeven import break_even, plot_break_even
+from helpers.measure.breakeven import BreakEven, BreakEvenInputs, break_even, plot_break_even, volumes
 
 TRANSCRIPT_HEIGHT = "320px"  # about 15 lines: the input box stays in view on a laptop screen
 
@@ -34,6 +35,8 @@ class ChatWidget:
     """The ipywidgets face of a ChatSession: transcript, input box, Send / Stop / Clear, status line."""
 
     def __init__(self, session: ChatSession, title: str = "Local chat"):
+        instance("session", session, ChatSession, "ChatSession(loaded.model, loaded.tokenizer)")
+        text("title", title)
         self.session = session
         self.title = w.HTML(f"<b>{html.escape(title)}</b>")
         self.transcript = w.HTML(layout=w.Layout(width="100%"))
@@ -141,9 +144,13 @@ def chat_widget(session: ChatSession, title: str = "Local chat") -> ChatWidget:
 def edit_inputs(inputs, tokens_per_request: float | None = None, **changes: float):
     """A copy of a helpers.measure.breakeven.BreakEvenInputs with fields changed; `tokens_per_request` keeps the
     prompt/answer split: 300 tokens as 200 in + 100 out, asked for 600 -> 400 in + 200 out."""
+    instance("inputs", inputs, BreakEvenInputs, "build one with BreakEvenInputs.from_assumptions(...)")
+    unknown = sorted(set(changes) - {f.name for f in fields(BreakEvenInputs)})
+    if unknown:
+        raise TypeError(f"unknown break-even input(s) {unknown}: change some of "
+                        f"{[f.name for f in fields(BreakEvenInputs)]}")
     if tokens_per_request is not None:
-        if tokens_per_request <= 0:
-            raise ValueError(f"tokens_per_request must be > 0, got {tokens_per_request!r}")
+        number("tokens_per_request", tokens_per_request, 0, above_minimum=True, fix="e.g. 300")
         tokens_in = tokens_per_request * inputs.tokens_in / inputs.tokens_per_request
         changes = {"tokens_in": tokens_in, "tokens_out": tokens_per_request - tokens_in, **changes}
     return replace(inputs, **changes)
@@ -151,6 +158,8 @@ def edit_inputs(inputs, tokens_per_request: float | None = None, **changes: floa
 
 def break_even_summary(result, requests_per_month: float) -> str:
     """'At 100,000 requests/month: local 45 EUR, cloud 270 EUR, api 12 EUR -> api is cheapest.'"""
+    instance("result", result, BreakEven, "pass what helpers.measure.breakeven.break_even returned")
+    volumes(requests_per_month, "requests_per_month")
     costs = {name: float(model.cost(requests_per_month)) for name, model in result.models.items()}
     parts = ", ".join(f"{name} {cost:,.0f} EUR" for name, cost in costs.items())
     return (f"At {requests_per_month:,.0f} requests/month: {parts} -> "
@@ -170,6 +179,9 @@ _BREAK_EVEN_SLIDERS = (
 
 def break_even_widget(inputs, requests_per_month: float = 1e5, max_requests: float = 1e8):
     """Sliders over a BreakEvenInputs; the plot and the summary line update as they move."""
+    instance("inputs", inputs, BreakEvenInputs, "build one with BreakEvenInputs.from_assumptions(...)")
+    number("requests_per_month", requests_per_month, 1e2, 1e8, fix="the slider spans 1e2 to 1e8")
+    number("max_requests", max_requests, 0, above_minimum=True, fix="e.g. 1e8")
     style = {"description_width": "150px"}
     layout = w.Layout(width="460px")
     sliders = {
