@@ -15,6 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def artifacts_dir(*parts: str, create: bool = True) -> Path:
     """`artifacts_dir("tokenizer")` -> <repo>/artifacts/tokenizer (created unless create=False)."""
+    for part in parts:
+        if not isinstance(part, str) or not part or part.startswith("/") or ".." in Path(part).parts:
+            raise ValueError(f"artifacts_dir parts must be folder names inside artifacts/, got {part!r}: "
+                             "e.g. artifacts_dir('tokenizer')")
     root = Path(os.environ.get(ARTIFACTS_ENV) or REPO_ROOT / "artifacts")
     path = root.joinpath(*parts)
     if create:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from helpers.core.checks import instance
 from helpers.course.profiles import Profile, get_profile
 from helpers.experiment.routes import Recipe
 from helpers.instruct.models import DEFAULT_MODEL, REGISTRY
@@ -134,9 +135,11 @@ def _work(profile: Profile) -> dict[str, float]:
 def estimate_runtimes(profile: Profile, peak_flops: float, calibration: Calibration = CALIBRATION) -> pd.DataFrame:
     """One row per notebook: compute and estimated minutes on a machine with `peak_flops` (measured),
     from the overhead + compute split fitted to `calibration` (see the module docstring)."""
-    if peak_flops <= 0:
+    instance("profile", profile, Profile, "e.g. get_profile('cpu')")
+    if isinstance(peak_flops, bool) or not isinstance(peak_flops, (int, float)) or not 0 < peak_flops < math.inf:
         raise ValueError(
-            "peak_flops must be a positive FLOP/s figure: measure it with helpers.core.device.hardware_card()"
+            f"peak_flops must be a positive FLOP/s figure, got {peak_flops!r}: measure it with "
+            "helpers.core.device.hardware_card()"
         )
     ci_work, work = _work(get_profile("ci")), _work(profile)
     rows = []
@@ -187,6 +190,7 @@ STATED_BUDGETS: dict[str, StatedBudget] = {  # key: the notebook's number, "00" 
 
 def notebook_key(name: str) -> str:
     """'notebooks/03_pretraining.ipynb' -> '03' (the key of STATED_BUDGETS)."""
+    instance("name", name, str, "a notebook's file name, e.g. '03_pretraining.ipynb'")
     stem = name.replace("\\", "/").rsplit("/", 1)[-1]
     if len(stem) < 3 or not stem[:2].isdigit() or stem[2] != "_":
         raise ValueError(f"notebook names start with two digits and '_' (03_pretraining.ipynb), got {name!r}")
@@ -195,7 +199,10 @@ def notebook_key(name: str) -> str:
 
 def budget_line(notebook: str) -> str:
     """For a notebook's first cell: budget_line('03') -> 'stated run time: ci 3 min (2 CPU cores...'."""
-    b = STATED_BUDGETS[notebook if notebook in STATED_BUDGETS else notebook_key(notebook)]
+    key = notebook if notebook in STATED_BUDGETS else notebook_key(notebook)
+    if key not in STATED_BUDGETS:
+        raise KeyError(f"no stated budget for notebook {key!r}: the course has {', '.join(STATED_BUDGETS)}")
+    b = STATED_BUDGETS[key]
     cpu = f"cpu {b.cpu:g} min" if b.cpu is not None else "cpu not measured yet"
     if b.gpu is not None:
         gpu = f"gpu {b.gpu:g} min"

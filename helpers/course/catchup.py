@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from helpers.core.batches import TokenBatches
+from helpers.core.checks import count, flag, instance
 from helpers.core.data import pretraining_text
 from helpers.core.io import write_json
 from helpers.core.records import RunRecord
@@ -49,7 +50,15 @@ RUN_FILE = "pretrain_run.json"  # beside the tiny GPT's weights: its run record 
 
 
 def _profile(profile: Profile | str | None) -> Profile:
-    return get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    if profile is None or isinstance(profile, str):
+        return get_profile(profile)
+    return instance("profile", profile, Profile, "a profile name such as 'ci', get_profile(), or None")
+
+
+def _folder(folder) -> Path | None:
+    if folder is None:
+        return None
+    return Path(instance("folder", folder, (str, os.PathLike), "a folder path, or None for artifacts/"))
 
 
 # ----------------------------------------------------------------------------- notebook 01: the tokenizer
@@ -63,6 +72,7 @@ def course_tokenizer(profile: Profile | str | None = None, retrain: bool = False
     Deterministic (same text, same rules, same merges) and about a second under the `ci` profile.
     """
     sizes = _profile(profile).tokenizer
+    flag("retrain", retrain)
     meta = {
         "corpus": "helpers.core.data.pretraining_text",
         "train_chars": sizes.train_chars,
@@ -90,12 +100,16 @@ def course_tokenizer(profile: Profile | str | None = None, retrain: bool = False
 
 def gpt_config(sizes: PretrainSizes, vocab_size: int, **overrides) -> GPTConfig:
     """The tiny GPT of a profile's pretrain section: gpt_config(get_profile().pretrain, tokenizer.vocab_size)."""
+    instance("sizes", sizes, PretrainSizes, "a profile's pretrain section: get_profile().pretrain")
+    count("vocab_size", vocab_size, 1, "the tokenizer's vocab_size")
     picked = {f: getattr(sizes, f) for f in ("n_layer", "n_head", "n_embd", "block_size")}
     return GPTConfig(vocab_size=vocab_size, **{**picked, **overrides})
 
 
 def train_config(sizes: PretrainSizes, model: GPT, **overrides) -> TrainConfig:
     """The loop settings for a profile's pretrain section (helpers.scratch.pretrain.pretrain_config)."""
+    instance("sizes", sizes, PretrainSizes, "a profile's pretrain section: get_profile().pretrain")
+    instance("model", model, GPT, "the tiny GPT built with gpt_config(...)")
     return pretrain_config(model, sizes.max_steps, sizes.learning_rate, sizes.eval_interval, sizes.block_size,
                            **overrides)
 
@@ -142,7 +156,10 @@ def save_pretrained(model: GPT, record: RunRecord, tokenizer: BPETokenizer, prof
     catch-up pretrains again rather than trusting a model it cannot vouch for.
     """
     profile = _profile(profile)
-    folder = Path(folder) if folder is not None else artifacts_dir(GPT_DIR)
+    instance("model", model, GPT, "the pretrained tiny GPT")
+    instance("record", record, RunRecord, "the RunRecord that training returned")
+    instance("tokenizer", tokenizer, BPETokenizer, "the course tokenizer it was trained with: course_tokenizer()")
+    folder = _folder(folder) or artifacts_dir(GPT_DIR)
     save_gpt(model, folder)
     write_json(folder / RUN_FILE, {**_made_from(profile, tokenizer), "record": record.to_dict()})
     return folder
@@ -190,7 +207,7 @@ def tuned_model(profile: Profile | str | None = None, folder: str | os.PathLike 
     Returns a helpers.instruct.models.LoadedModel whose `.model` is the PeftModel (eval mode).
     """
     profile = _profile(profile)
-    folder = Path(folder) if folder is not None else artifacts_dir(ADAPTER_DIR, create=False)
+    folder = _folder(folder) or artifacts_dir(ADAPTER_DIR, create=False)
     loaded = load_model()
     if (folder / "adapter_config.json").is_file():
         loaded.model = load_adapter(loaded.model, folder)

@@ -2,10 +2,13 @@
 
     python -m helpers.course.offline prepare   # build the model cache (dequantise once), check the data
     python -m helpers.course.offline check     # readiness report, network blocked; exit 1 if anything is missing
+
+Exit status: 0 ready, 1 something is missing (named, with its fix), 2 a bad command line (usage printed).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -64,21 +67,33 @@ def readiness(model_name: str = models.DEFAULT_MODEL) -> list[ReadinessItem]:
         ]
 
 
-def main(argv: list[str]) -> int:
-    command = argv[0] if argv else "check"
-    if command == "prepare":
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers.course.offline", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="check", choices=("prepare", "check"),
+                        help="prepare: build the model cache and check the data; check (default): readiness report")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a bad command line prints the usage and returns 2 (argparse's convention)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # argparse printed the usage and the reason
+        return int(stop.code or 0)
+    if args.command == "prepare":
         start = time.perf_counter()
-        folder = models.ensure_cached(models.DEFAULT_MODEL)
-        _reviews()
+        try:
+            folder = models.ensure_cached(models.DEFAULT_MODEL)
+            _reviews()
+        except (OSError, ValueError) as err:  # not installed, not writable, hash mismatch: each names its fix
+            print(f"prepare failed: {type(err).__name__}: {err}", file=sys.stderr)
+            return 1
         print(f"offline assets ready in {time.perf_counter() - start:.1f} s (model cache: {folder})")
         return 0
-    if command == "check":
-        items = readiness()
-        for item in items:
-            print(f"[{'ok' if item.ok else 'MISSING'}] {item.what}: {item.detail}")
-        return 0 if all(i.ok for i in items) else 1
-    print("usage: python -m helpers.course.offline [prepare|check]", file=sys.stderr)
-    return 2
+    items = readiness()
+    for item in items:
+        print(f"[{'ok' if item.ok else 'MISSING'}] {item.what}: {item.detail}")
+    return 0 if all(i.ok for i in items) else 1
 
 
 if __name__ == "__main__":

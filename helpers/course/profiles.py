@@ -191,6 +191,9 @@ def get_profile(name: str | None = None) -> Profile:
     >>> get_profile("ci").pretrain.n_layer
     2
     """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"profile name must be a string such as 'ci', got {type(name).__name__} {name!r}: one of "
+                        f"{', '.join(PROFILE_NAMES)}, or None for COURSE_PROFILE")
     chosen = name if name is not None else os.environ.get("COURSE_PROFILE") or default_profile_name()
     key = chosen.strip().lower()
     if key not in PROFILES:

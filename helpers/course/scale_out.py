@@ -41,13 +41,24 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # TrainConfig.precision's values
 
 def world() -> tuple[int, int]:
     """(rank, world size) as torchrun sets them; (0, 1) for a plain `python -m` run."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    values = {}
+    for name, default in (("RANK", "0"), ("WORLD_SIZE", "1")):
+        raw = os.environ.get(name, default)
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise ValueError(f"environment variable {name}={raw!r} is not an integer: start the run with torchrun "
+                             f"(it sets {name}), or unset it for one process") from None
+    if not 0 <= values["RANK"] < max(values["WORLD_SIZE"], 1):
+        raise ValueError(f"RANK={values['RANK']} is outside WORLD_SIZE={values['WORLD_SIZE']}: start the run with "
+                         "torchrun, which sets both")
+    return values["RANK"], values["WORLD_SIZE"]
 
 
 def per_process(profile: Profile, world_size: int) -> Profile:
     """The profile with its global batch split over `world_size` processes: batch 16 on 2 -> 8 each."""
     batch = profile.pretrain.batch_size
-    if world_size < 1 or batch % world_size:
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1 or batch % world_size:
         divisors = [d for d in range(1, batch + 1) if batch % d == 0]
         raise ValueError(
             f"{world_size} processes cannot split the {profile.name} profile's batch_size={batch} evenly: "

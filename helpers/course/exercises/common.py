@@ -51,6 +51,10 @@ def exercises_for(notebook: str) -> list[Exercise]:
 
 def check_exercise(notebook: str | int, number: int, answer: Any) -> Feedback:
     """Grade `answer` for exercise `number` of `notebook` ("01" or 1)."""
+    if isinstance(number, bool) or not isinstance(number, int) or isinstance(notebook, bool) \
+            or not isinstance(notebook, (str, int)):
+        raise TypeError(f"check_exercise(notebook, number, answer) takes a notebook such as '03' or 3 and an "
+                        f"exercise number such as 1, got notebook={notebook!r}, number={number!r}")
     key = (f"{int(notebook):02d}" if str(notebook).isdigit() else str(notebook), int(number))
     if key not in EXERCISES:
         known = ", ".join(f"{nb}/{n}" for nb, n in sorted(EXERCISES))
