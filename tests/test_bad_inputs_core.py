@@ -22,9 +22,10 @@ from helpers.core.batches import ListBatches, TokenBatches
 from helpers.core.checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from helpers.core.device import pick_device, precision_policy
 from helpers.core.energy import EnergyMeter
+from helpers.core.loop_parts import evaluate
 from helpers.core.plots import LivePlot
 from helpers.core.records import RunRecord
-from helpers.core.training import TrainConfig, evaluate, train
+from helpers.core.training import TrainConfig, train
 from helpers.scratch.gpt import GPT, GPTConfig
 
 NAN, INF = math.nan, math.inf

@@ -23,7 +23,8 @@ from tiny_llama import tiny_llama, tiny_tokenizer
 
 from helpers.core.batches import IGNORE_INDEX, ListBatches
 from helpers.core.io import DataFormatError
-from helpers.core.training import TrainConfig, default_loss_fn, train
+from helpers.core.loop_parts import default_loss_fn
+from helpers.core.training import TrainConfig, train
 from helpers.instruct import instructions, lora, masking, packing, templates
 from helpers.instruct.instructions import Example
 from helpers.measure.flops import training_flops_per_token

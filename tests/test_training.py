@@ -26,21 +26,12 @@ import torch
 from training_worker import BLOCK, VOCAB, TinyLM, make_model, make_tokens
 
 from helpers.core.batches import ListBatches, TokenBatches
-from helpers.core.checkpoints import Checkpoint
+from helpers.core.checkpoints import Checkpoint, CheckpointError, list_checkpoints, load_checkpoint
 from helpers.core.io import DiskFullError
+from helpers.core.loop_parts import default_loss_fn, optimizer_groups
 from helpers.core.records import RunRecord
-from helpers.core.training import (
-    Callback,
-    CheckpointError,
-    TrainConfig,
-    TrainingDivergedError,
-    default_loss_fn,
-    list_checkpoints,
-    load_checkpoint,
-    lr_factor,
-    optimizer_groups,
-    train,
-)
+from helpers.core.train_config import lr_factor
+from helpers.core.training import Callback, TrainConfig, TrainingDivergedError, train
 
 WORKER = Path(__file__).resolve().parent / "training_worker.py"
 REPO = WORKER.parent.parent

@@ -13,8 +13,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from helpers.core.loop_parts import in_notebook
 from helpers.core.records import RunRecord
-from helpers.core.training import Callback, TrainState, in_notebook
+from helpers.core.train_run import TrainState
+from helpers.core.training import Callback
 
 
 def smooth(values: list[float], alpha: float = 0.9) -> list[float]:

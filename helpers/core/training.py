@@ -16,6 +16,9 @@ gradient accumulation and clipping, evaluation on a fixed set of batches, a `tqd
 callbacks (e.g. `helpers.core.plots.LivePlot`), checkpoints (`helpers.core.checkpoints`: atomic,
 checksummed, tied to the run's identity) with exact resume, a clear stop on a NaN/inf loss, and DDP when
 started with torchrun (every process draws the same global batch and keeps its slice: 2 processes = 1).
+What the steps share (`Run`, the callbacks' `TrainState`) and how a run becomes a checkpoint and a record
+are `helpers.core.train_run`; the parts that need no run (loss, evaluation, precision, DDP plumbing) are
+`helpers.core.loop_parts`.
 
 Counting (said once, used everywhere): `tokens` = input positions, padding (attention_mask == 0)
 excluded; `extra["label_tokens"]` = positions that carry a loss. FLOPs = `config.flops_per_token` x
@@ -34,7 +37,6 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,24 +44,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers.core.checkpoints import (  # noqa: F401  (CheckpointError, list/load: re-exported for callers)
-    Checkpoint,
-    CheckpointError,
-    check_same_run,
-    data_identity,
-    list_checkpoints,
-    load_checkpoint,
-    load_model_state,
-    model_state,
-    resume_point,
-    rng_state,
-    run_identity,
-    save_checkpoint,
-    set_rng_state,
-)
-from helpers.core.device import PrecisionPolicy, pick_device
+from helpers.core.checkpoints import check_same_run, load_checkpoint, resume_point, save_checkpoint
+from helpers.core.device import pick_device
 from helpers.core.energy import EnergyMeter
-from helpers.core.loop_parts import (  # noqa: F401  (the loop's pieces, importable from here as before)
+from helpers.core.loop_parts import (
     LossFn,
     all_reduce,
     autocast,
@@ -73,42 +61,13 @@ from helpers.core.loop_parts import (  # noqa: F401  (the loop's pieces, importa
     in_notebook,
     measured_peak_flops,
     optimizer_groups,
-    peak_memory,
     resolve_precision,
     shard_for_ddp,
     to_device,
 )
 from helpers.core.records import RunRecord
-from helpers.core.train_config import PRECISIONS, TrainConfig, lr_factor  # noqa: F401  (re-exported)
-
-FLOPS_NOT_COUNTED = (
-    "not counted: pass TrainConfig(flops_per_token=..., flops_method=...), e.g. from "
-    "helpers.measure.flops.training_flops_per_token(model)"
-)
-# What may change between the segments of one run (resume with these changed continues the same run):
-# its length, bookkeeping, where it runs and how it is measured. Every other field shapes the trajectory.
-NOT_IN_RUN_IDENTITY = (
-    "max_steps", "resume", "checkpoint_dir", "checkpoint_interval", "keep_checkpoints", "eval_interval",
-    "eval_batches", "name", "route", "device", "progress", "peak_flops", "flops_per_token", "flops_method",
-)
-
-
-@dataclass
-class TrainState:
-    """What callbacks see (rank 0 only). Losses are per optimiser step; val_losses are (step, loss)."""
-
-    name: str
-    max_steps: int
-    step: int = 0  # optimiser steps completed
-    lr: float = 0.0
-    tokens: int = 0
-    elapsed: float = 0.0  # seconds of training so far (including earlier, resumed-from segments)
-    losses: list[float] = field(default_factory=list)
-    val_losses: list[tuple[int, float]] = field(default_factory=list)
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+from helpers.core.train_config import TrainConfig, lr_factor
+from helpers.core.train_run import Run, TrainState, capture, identity_of, record, restore_from
 
 
 class Callback:
@@ -123,37 +82,6 @@ class Callback:
 
 class TrainingDivergedError(FloatingPointError):
     """The loss (or gradient norm) became NaN or infinite."""
-
-
-@dataclass
-class _Run:
-    """Everything one call of `train` works with: built by `_set_up`, advanced by the steps below."""
-
-    config: TrainConfig
-    model: nn.Module  # what the forward pass runs through: the DDP wrapper under torchrun, else raw_model
-    raw_model: nn.Module
-    train_data: Iterator[dict]
-    fixed_eval: list[dict] | None
-    device: torch.device
-    policy: PrecisionPolicy
-    rank: int
-    world: int
-    created_group: bool
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    identity: dict  # {"config": ..., "data": ...}: hashed into every checkpoint's run_id
-    peak_flops: float
-    state: TrainState
-    started_ns: int = field(default_factory=time.time_ns)  # when step 0 began; a resume keeps the original
-    tokens: int = 0  # this process's input tokens (a resume starts from the checkpoint's count)
-    label_tokens: int = 0
-    previous_seconds: float = 0.0  # training time of earlier segments (resume)
-    start: float = field(default_factory=time.perf_counter)
-    eval_seconds: float = 0.0
-
-    def seconds(self) -> float:
-        return self.previous_seconds + time.perf_counter() - self.start
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -182,7 +110,7 @@ def train(
             torch.distributed.destroy_process_group()
 
 
-def _loop(run: _Run, loss_fn: LossFn, callbacks: list[Callback]) -> RunRecord:
+def _loop(run: Run, loss_fn: LossFn, callbacks: list[Callback]) -> RunRecord:
     """Step, evaluate, checkpoint until max_steps, with the progress bar and the energy meter around it."""
     config = run.config
     show = config.progress if config.progress is not None else (in_notebook() or sys.stderr.isatty())
@@ -204,13 +132,13 @@ def _loop(run: _Run, loss_fn: LossFn, callbacks: list[Callback]) -> RunRecord:
         wall = run.seconds()
     finally:
         bar.close()
-    record = _record(run, wall, meter)
+    run_record = record(run, wall, meter)
     for cb in callbacks:
         cb.on_train_end(run.state)
-    return record
+    return run_record
 
 
-def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> _Run:
+def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> Run:
     """Device, precision, checks of the data against the model, DDP, the fixed eval set, seeds, optimiser."""
     device = pick_device(config.device)
     rank, world, local_rank, created_group = distributed(device.type)
@@ -222,7 +150,7 @@ def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> _Ru
     check_fits(raw_model, train_data)
     if eval_data is not None:
         check_fits(raw_model, eval_data, "eval_data")
-    identity = _identity(config, train_data) if (config.checkpoint_dir or config.resume) else {}
+    identity = identity_of(config, train_data) if (config.checkpoint_dir or config.resume) else {}
     if world > 1:
         model, train_data, eval_data = shard_for_ddp(raw_model, train_data, eval_data, rank, world, device)
     fixed_eval = draw_eval_set(eval_data, config.eval_batches)  # before seeding: a resume draws the same
@@ -238,7 +166,7 @@ def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> _Ru
     scaler = torch.amp.GradScaler(device.type, enabled=policy.use_grad_scaler)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    return _Run(
+    return Run(
         config=config, model=model, raw_model=raw_model, train_data=train_data, fixed_eval=fixed_eval,
         device=device, policy=policy, rank=rank, world=world, created_group=created_group,
         optimizer=optimizer, scheduler=scheduler, scaler=scaler, identity=identity, peak_flops=peak,
@@ -246,43 +174,7 @@ def _set_up(model: nn.Module, train_data, config: TrainConfig, eval_data) -> _Ru
     )
 
 
-def _identity(config: TrainConfig, train_data) -> dict:
-    """What makes this run this run: the config fields that shape its trajectory, and its data."""
-    shaping = {k: v for k, v in asdict(config).items() if k not in NOT_IN_RUN_IDENTITY}
-    return {"config": shaping, "data": data_identity(train_data)}
-
-
-# ----------------------------------------------------------------------------- checkpoint <-> run
-
-
-def _capture(run: _Run) -> Checkpoint:
-    """This run's state as a Checkpoint (the inverse of `_restore_from`)."""
-    weights, partial = model_state(run.raw_model)
-    return Checkpoint(
-        step=run.state.step, run_id=run_identity(run.identity), run=run.identity, started_ns=run.started_ns,
-        model=weights, model_partial=partial, optimizer=run.optimizer.state_dict(),
-        scheduler=run.scheduler.state_dict(), scaler=run.scaler.state_dict(),
-        data=run.train_data.state_dict(), rng=rng_state(), losses=list(run.state.losses),
-        val_losses=list(run.state.val_losses), tokens=run.tokens, label_tokens=run.label_tokens,
-        elapsed=run.seconds(), config={k: v for k, v in asdict(run.config).items() if k != "resume"},
-    )
-
-
-def _restore_from(run: _Run, checkpoint: Checkpoint, name: str) -> None:
-    """Put a checkpoint's state back into the run (the inverse of `_capture`)."""
-    load_model_state(run.raw_model, checkpoint.model, checkpoint.model_partial, name)
-    run.optimizer.load_state_dict(checkpoint.optimizer)
-    run.scheduler.load_state_dict(checkpoint.scheduler)
-    run.scaler.load_state_dict(checkpoint.scaler)
-    run.train_data.load_state_dict(checkpoint.data)
-    set_rng_state(checkpoint.rng)
-    run.state.step, run.state.losses = checkpoint.step, list(checkpoint.losses)
-    run.state.val_losses = [tuple(v) for v in checkpoint.val_losses]
-    run.tokens, run.label_tokens = checkpoint.tokens, checkpoint.label_tokens
-    run.previous_seconds, run.started_ns = checkpoint.elapsed, checkpoint.started_ns
-
-
-def _restore(run: _Run) -> None:
+def _restore(run: Run) -> None:
     """resume=True: this run's newest checkpoint in checkpoint_dir (none yet: a fresh start); resume=<path>:
     that file. Either way a checkpoint of another run (other config or data) is refused."""
     resume = run.config.resume
@@ -293,13 +185,13 @@ def _restore(run: _Run) -> None:
         return
     checkpoint = load_checkpoint(path)
     check_same_run(checkpoint, run.identity, path)
-    _restore_from(run, checkpoint, path.name)
+    restore_from(run, checkpoint, path.name)
 
 
 # ----------------------------------------------------------------------------- one step and its aftermath
 
 
-def _step(run: _Run, loss_fn: LossFn) -> float:
+def _step(run: Run, loss_fn: LossFn) -> float:
     """One optimiser step over grad_accum_steps micro-batches; returns its mean loss over all processes."""
     config, accum = run.config, run.config.grad_accum_steps
     loss_sum = torch.zeros((), device=run.device)
@@ -337,7 +229,7 @@ def _step(run: _Run, loss_fn: LossFn) -> float:
     return step_loss
 
 
-def _next_batch(run: _Run) -> dict:
+def _next_batch(run: Run) -> dict:
     try:
         return next(run.train_data)
     except StopIteration:
@@ -347,7 +239,7 @@ def _next_batch(run: _Run) -> dict:
         ) from None
 
 
-def _advance(run: _Run, step_loss: float, bar, callbacks: list[Callback]) -> None:
+def _advance(run: Run, step_loss: float, bar, callbacks: list[Callback]) -> None:
     """Count the finished step in the state callbacks see, and in the progress bar."""
     state = run.state
     state.step += 1
@@ -366,7 +258,7 @@ def _due(step: int, max_steps: int, interval: int) -> bool:
     return step == max_steps or bool(interval and step % interval == 0)
 
 
-def _maybe_evaluate(run: _Run, loss_fn: LossFn, callbacks: list[Callback]) -> None:
+def _maybe_evaluate(run: Run, loss_fn: LossFn, callbacks: list[Callback]) -> None:
     if run.fixed_eval is None or not _due(run.state.step, run.config.max_steps, run.config.eval_interval):
         return
     t0 = time.perf_counter()
@@ -378,49 +270,13 @@ def _maybe_evaluate(run: _Run, loss_fn: LossFn, callbacks: list[Callback]) -> No
         cb.on_eval_end(run.state)
 
 
-def _maybe_checkpoint(run: _Run, callbacks: list[Callback]) -> None:
+def _maybe_checkpoint(run: Run, callbacks: list[Callback]) -> None:
     config = run.config
     if not config.checkpoint_dir or not _due(run.state.step, config.max_steps, config.checkpoint_interval):
         return
     if run.rank == 0:
-        path = save_checkpoint(config.checkpoint_dir, _capture(run), config.keep_checkpoints)
+        path = save_checkpoint(config.checkpoint_dir, capture(run), config.keep_checkpoints)
         for cb in callbacks:
             cb.on_checkpoint(run.state, path)
     if run.world > 1:
         torch.distributed.barrier()
-
-
-# ----------------------------------------------------------------------------- around the loop
-
-
-def _record(run: _Run, wall: float, meter) -> RunRecord:
-    """The run's record: time, tokens, FLOPs (when the config counts them), memory, energy, losses."""
-    config, state, world = run.config, run.state, run.world
-    tokens, label_tokens = (int(v) for v in all_reduce([run.tokens, run.label_tokens], world, op="sum"))
-    memory, memory_method = peak_memory(run.device)
-    if config.flops_per_token is not None:
-        flops, flops_method = config.flops_per_token * tokens, config.flops_method
-        achieved = flops / wall if wall > 0 else 0.0
-        mfu = achieved / (run.peak_flops * world)
-    else:
-        flops, flops_method, achieved, mfu = None, FLOPS_NOT_COUNTED, None, None
-    params = list(run.raw_model.parameters())
-    tail = state.losses[-10:]
-    return RunRecord(
-        name=config.name, route=config.route, device=run.device.type, precision=run.policy.name,
-        steps=state.step, wall_seconds=wall, tokens=tokens, flops=flops, flops_method=flops_method,
-        achieved_flops_per_s=achieved, peak_flops_per_s=run.peak_flops * world, mfu=mfu,
-        peak_memory_bytes=memory, trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        total_params=sum(p.numel() for p in params),
-        final_train_loss=sum(tail) / len(tail) if tail else None,
-        final_val_loss=state.val_losses[-1][1] if state.val_losses else None,
-        energy_kwh=getattr(meter, "kwh", None), energy_method=getattr(meter, "method", None),
-        losses=list(state.losses), val_losses=list(state.val_losses),
-        extra={
-            "label_tokens": label_tokens, "world_size": world, "grad_accum_steps": config.grad_accum_steps,
-            "lr": config.lr, "eval_seconds": round(run.eval_seconds, 3), "peak_memory_method": memory_method,
-            "final_train_loss_is": f"mean of the last {len(tail)} step losses",
-            "tokens_are": "input positions, padding excluded (label_tokens: positions with a loss)",
-            "precision_reason": run.policy.reason,
-        },
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from helpers.core.training import TrainConfig, lr_factor
+from helpers.core.train_config import TrainConfig, lr_factor
 from helpers.course.catchup import gpt_config
 from helpers.course.exercises.common import Feedback, call, close, exercise, numeric, to_number
 from helpers.course.profiles import get_profile
