@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers and course VMs often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
-.PHONY: setup lab course test lint offline wheelhouse install-offline clean
+.PHONY: setup lab course test lint offline wheelhouse install-offline clean gpu-check
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ test: setup lint
 
 # ruff, and the layer contract of helpers/ (pyproject.toml [tool.importlinter]: course > experiment >
 # scratch | instruct | deploy > measure > core).
+# The gpu profile for real, on a CUDA machine: every notebook under COURSE_PROFILE=gpu, each one's time.
+gpu-check: setup
+	PY=$(PY) bash scripts/gpu_check.sh
+
 lint: setup
 	$(VENV)/bin/ruff check helpers tests benchmarks
 	$(VENV)/bin/lint-imports

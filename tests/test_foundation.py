@@ -5,6 +5,7 @@ Run: COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_foundation.py
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -22,6 +23,15 @@ def test_every_profile_has_every_section(name):
     p = profiles.get_profile(name)
     assert p.name == name
     assert p.pretrain.n_embd % p.pretrain.n_head == 0
+
+
+@pytest.mark.parametrize("name", profiles.PROFILE_NAMES)
+def test_no_profile_asks_for_more_reviews_than_exist(name):
+    """The gpu profile once asked notebook 06 for 4,096 labelled reviews of a pool of 2,138 (found on an H200)."""
+    p = profiles.get_profile(name)
+    largest = max((*p.compare.n_ladder, *p.compare.scratch_extra_n, p.compare.noise_n, p.instruct.train_sentiment))
+    assert largest <= len(data.labelled_pool())
+    assert max(p.compare.test_reviews, p.instruct.eval_reviews) <= len(data.test_set())
 
 
 def test_profile_from_environment(monkeypatch):
@@ -177,6 +187,14 @@ def test_registry_tokenizer_loads_offline():
     ids = tok.encode("Hello world", add_special_tokens=False)
     assert ids and tok.decode(ids) == "Hello world"
     assert models.load_tokenizer() is tok  # loaded once per process
+
+
+def test_a_tokenizer_without_pad_token_gets_eos():
+    """transformers 5.17's GGUF conversion left SmolLM2 without a pad token (notebook 05 failed on a GPU machine)."""
+    tok = copy.deepcopy(models.load_tokenizer())
+    tok.pad_token = None
+    assert tok.pad_token_id is None
+    assert models.with_pad_token(tok).pad_token_id == tok.eos_token_id
 
 
 @pytest.mark.slow

@@ -166,7 +166,9 @@ PROFILES: dict[str, Profile] = {
             batch_size=16, max_steps=600, learning_rate=5e-4, lora_r=16, lora_alpha=32,
         ),
         compare=CompareSizes(
-            instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256, 1024, 4096), scratch_extra_n=(8192,),
+            instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256, 1024), scratch_extra_n=(2048,),
+            # the labelled pool holds 2,138 balanced reviews of <= TASK_MAX_CHARS: 4,096 stopped notebook 06 on
+            # the H200 (2026-11-30)
             test_reviews=552,  # every short balanced test review (helpers.core.data.test_set)
             target_accuracy=0.85, noise_n=1024, scratch_batch_size=32, scratch_epochs=4.0,
             scratch_min_steps=50, scratch_max_steps=3000, lora_lr=5e-4, lora_batch_size=16, lora_epochs=2.0,

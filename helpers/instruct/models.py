@@ -315,7 +315,18 @@ def _load_tokenizer(name: str):
 
     folder = ensure_cached(name)
     with quiet_loading():
-        return AutoTokenizer.from_pretrained(folder)
+        return with_pad_token(AutoTokenizer.from_pretrained(folder))
+
+
+def with_pad_token(tokenizer):
+    """The tokenizer, with its eos token as pad token when it has none (batching and packing need one).
+
+    Subtle: whether the GGUF conversion sets a pad token depends on the transformers release (5.24 sets
+    SmolLM2's to <|im_end|>; 5.17, on the GPU machine of 2026-11-30, left it None and notebook 05 failed).
+    """
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def load_model(
@@ -360,7 +371,7 @@ def load_model(
     if device is not None:
         model = model.to(device)
     model.eval()
-    return LoadedModel(model, tokenizer, spec, source, time.perf_counter() - start, folder)
+    return LoadedModel(model, with_pad_token(tokenizer), spec, source, time.perf_counter() - start, folder)
 
 
 def chat(loaded: LoadedModel, question: str, max_new_tokens: int = 40) -> str:

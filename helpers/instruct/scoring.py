@@ -262,11 +262,12 @@ class TextLoss:
 
 @torch.no_grad()
 def text_loss(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: Sequence[int], block_size: int,
-              n_bytes: int, batch_size: int = 4) -> TextLoss:
+              n_bytes: int, batch_size: int = 4, device: torch.device | str | None = None) -> TextLoss:
     """Score one long token stream with windows of `block_size` and stride block_size // 2.
 
     Every token but the first is predicted once, with at least block_size // 2 tokens of context (the
     first window's tokens with what precedes them). logits_fn: LongTensor (B, T) -> logits (B, T, V).
+    device: where the model runs (inputs go there); None = the module's own device, or the CPU for a function.
     """
     if not callable(logits_fn):
         raise TypeError(f"logits_fn must be a function ids (B, T) -> logits (B, T, V), got {type(logits_fn).__name__}"
@@ -277,6 +278,9 @@ def text_loss(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: Sequence[i
     count("block_size", block_size, 2, "the model's context length, e.g. 64")
     count("n_bytes", n_bytes, 1, "the text's UTF-8 length: len(text.encode())")
     count("batch_size", batch_size, 1, "windows per forward pass, e.g. 4")
+    if device is None:  # a module (our GPT) knows its device; a plain function gets CPU inputs
+        params = logits_fn.parameters() if isinstance(logits_fn, torch.nn.Module) else iter(())
+        device = next(params, torch.empty(0)).device
     stride = max(1, block_size // 2)
     windows = []  # (start, first scored target index within the window)
     start = 0
@@ -294,7 +298,7 @@ def text_loss(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: Sequence[i
         x = torch.zeros((len(chunk), T), dtype=torch.long)
         for row, (s, e, _) in enumerate(chunk):
             x[row, : e - s] = ids[s:e]
-        logp = torch.log_softmax(logits_fn(x).float(), dim=-1)  # (B, T, V)
+        logp = torch.log_softmax(logits_fn(x.to(device)).float(), dim=-1).cpu()  # (B, T, V)
         for row, (s, e, first) in enumerate(chunk):
             targets = ids[s + first : e]  # (n,)
             picked = logp[row, first - 1 : e - s - 1].gather(-1, targets[:, None])  # (n, 1)
