@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Sized
 
 
@@ -79,7 +80,7 @@ def instance(name: str, value, kind: type | tuple[type, ...], fix: str = "") -> 
     """`value` if it is an instance of `kind`, else a TypeError naming the type it is."""
     if not isinstance(value, kind):
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        wanted = " or ".join(f"a {k.__module__}.{k.__qualname__}".replace("builtins.", "") for k in kinds)
+        wanted = " or ".join(f"a {_public_name(k)}" for k in kinds)
         raise TypeError(f"{name} must be {wanted}, got {type(value).__name__} {_short(value)}"
                         + (f": {fix}" if fix else ""))
     return value
@@ -109,6 +110,18 @@ def token_ids(name: str, value, fix: str = "") -> list[int]:
             raise ValueError(f"{name}[{i}] must be a token id (an integer >= 0), got {t!r}"
                              + (f": {fix}" if fix else ""))
     return [int(t) for t in value]
+
+
+def _public_name(kind: type) -> str:
+    """The shortest import path that reaches a class: torch.nn.modules.module.Module -> 'torch.nn.Module'."""
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    parts = kind.__module__.split(".")
+    for end in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:end]))
+        if module is not None and getattr(module, kind.__qualname__, None) is kind:
+            return f"{'.'.join(parts[:end])}.{kind.__qualname__}"
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _short(value) -> str:

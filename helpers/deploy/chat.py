@@ -233,6 +233,7 @@ def stream_tokens(
     Ends before a stop id, after max_new_tokens, or after the token during which should_stop() became
     true. [1, 2, 3] -> 17, 5, ... A transformers model streams through generate(); a model with its own
     `stream` method (the course's tiny GPT) through that. stop_ids=() generates exactly max_new_tokens.
+    Arguments are checked when it is called, not at the first token (it returns a generator).
     """
     prompt_ids = _check_prompt(prompt_ids, max_new_tokens)
     stop_ids = _check_stop_ids("stop_ids", stop_ids)
@@ -241,11 +242,16 @@ def stream_tokens(
     if not callable(should_stop):
         raise TypeError(f"should_stop must be a function () -> bool, got {type(should_stop).__name__}: e.g. "
                         "threading.Event().is_set")
+    if not _is_transformers(model) and not callable(getattr(model, "stream", None)):
+        raise TypeError(f"{type(model).__name__} is neither a transformers model nor has a "
+                        "stream(prompt, max_new_tokens, ...) method: pass a transformers causal LM or a "
+                        "helpers.scratch.gpt.GPT")
+    return _stream_tokens(model, prompt_ids, max_new_tokens, stop_ids, temperature, top_k, seed, should_stop)
+
+
+def _stream_tokens(model, prompt_ids: list[int], max_new_tokens: int, stop_ids: list[int], temperature: float,
+                   top_k: int | None, seed: int, should_stop: Callable[[], bool]) -> Iterator[int]:
     if not _is_transformers(model):
-        if not callable(getattr(model, "stream", None)):
-            raise TypeError(f"{type(model).__name__} is neither a transformers model nor has a "
-                            "stream(prompt, max_new_tokens, ...) method: pass a transformers causal LM or a "
-                            "helpers.scratch.gpt.GPT")
         for token in model.stream(list(prompt_ids), max_new_tokens, temperature=temperature, top_k=top_k,
                                   stop_tokens=stop_ids, seed=seed):
             yield token
