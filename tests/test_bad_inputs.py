@@ -27,11 +27,11 @@ import pytest
 import torch
 from tiny_llama import tiny_llama, tiny_tokenizer
 
-from helpers.core import data
+from helpers.core import checks, data
 from helpers.core.records import RunRecord
 from helpers.course import budget, catchup
 from helpers.course.artifacts import artifacts_dir
-from helpers.course.exercises import check_exercise
+from helpers.course.exercises import check_exercise, exercises_for
 from helpers.course.profiles import get_profile
 from helpers.course.scale_out import per_process, world
 from helpers.deploy import canary, chat, widgets
@@ -148,6 +148,15 @@ CASES = [
     ("labelled_pool negative n", lambda: data.labelled_pool(-1), ValueError, "n=-1"),
     ("labelled_pool too many", lambda: data.labelled_pool(10**9), ValueError, "use n <="),
     ("pretraining_text negative", lambda: data.pretraining_text(max_chars=-10), ValueError, "max_chars=-10"),
+    # --- core.checks: the one message shape every row below shares
+    ("checks count of a bool", lambda: checks.count("n", True), ValueError,
+     "n must be an integer >= 0 (a bool is not a count), got True"),
+    ("checks number inf", lambda: checks.number("x", math.inf, 0), ValueError,
+     "x must be a finite number >= 0, got inf"),
+    ("checks instance public path", lambda: checks.instance("m", 1, torch.nn.Module, "fix"), TypeError,
+     "m must be a torch.nn.Module, got int 1: fix"),
+    ("checks non_empty of a string", lambda: checks.non_empty("xs", "abc"), TypeError, "xs must be a list"),
+    ("checks token_ids of floats", lambda: checks.token_ids("ids", [1.0]), ValueError, "ids[0] must be a token id"),
     # --- measure.breakeven: volumes, cost models, inputs, the grid
     ("cheapest negative volume", lambda: _result().cheapest(-5), ValueError,
      "requests must be a finite number of requests per month >= 0, got -5.0"),
@@ -213,6 +222,7 @@ CASES = [
     ("Ledger.table empty", lambda: ledger.Ledger().table(), ledger.EmptyLedgerError, "the ledger is empty"),
     ("Ledger.compare other test sets", lambda: LEDGER.compare("accuracy"), ValueError, "evaluate both on the same"),
     ("Ledger.compare unknown run", lambda: LEDGER.compare("accuracy", ["nope"]), KeyError, "no run named ['nope']"),
+    ("Ledger.load_or_new a number", lambda: ledger.Ledger.load_or_new(3), TypeError, "path must be a str or"),
     ("Ledger.load half JSON", lambda tmp: ledger.Ledger.load(_write(tmp / "l.json", "{half")), ValueError,
      "l.json is not a ledger file"),
     ("Ledger.load NaN seconds", lambda tmp: ledger.Ledger.load(_write(tmp / "l.json", json.dumps(
@@ -346,6 +356,8 @@ CASES = [
      "unknown break-even input(s) ['colour']"),
     ("break_even_summary negative", lambda: widgets.break_even_summary(_result(), -1), ValueError,
      "requests_per_month must be a finite number of requests per month >= 0"),
+    ("status_line before an answer", lambda: widgets.status_line(_session()), ValueError,
+     "the session has no answer yet"),
     ("break_even_widget off the slider", lambda: widgets.break_even_widget(_inputs(), 1e9), ValueError,
      "the slider spans 1e2 to 1e8"),
     # --- course
@@ -363,6 +375,9 @@ CASES = [
      "no stated budget for notebook '99'"),
     ("check_exercise unknown", lambda: check_exercise("03", 99, 1), KeyError, "no exercise 99 in notebook 03"),
     ("check_exercise number as text", lambda: check_exercise("03", "one", 1), TypeError, "number='one'"),
+    ("exercises_for a dict", lambda: exercises_for({"nb": 3}), TypeError, "notebook must be a notebook number"),
+    ("pretrained_tiny_gpt HF tokenizer", lambda: catchup.pretrained_tiny_gpt("ci", _tok()), TypeError,
+     "tokenizer must be a helpers.scratch"),
     ("per_process uneven", lambda: per_process(get_profile("ci"), 3), ValueError, "cannot split"),
 ]
 
@@ -538,6 +553,7 @@ def _valid_course():
     assert per_process(get_profile("ci"), 2).pretrain.batch_size == 8
     assert artifacts_dir("tokenizer", create=False).name == "tokenizer"
     assert check_exercise(3, 1, None).ok is False  # "replace None with your answer"
+    assert exercises_for(3) == exercises_for("03") != [] and exercises_for("00") == []
 
 
 @pytest.mark.parametrize("layer", ["measure", "instruct", "deploy", "course"])

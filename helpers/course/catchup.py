@@ -55,6 +55,11 @@ def _profile(profile: Profile | str | None) -> Profile:
     return instance("profile", profile, Profile, "a profile name such as 'ci', get_profile(), or None")
 
 
+def _check_tokenizer(tokenizer) -> None:
+    if tokenizer is not None:
+        instance("tokenizer", tokenizer, BPETokenizer, "the course tokenizer (course_tokenizer()), or None for it")
+
+
 def _folder(folder) -> Path | None:
     if folder is None:
         return None
@@ -121,6 +126,7 @@ def pretrain_tiny_gpt(
     """Build the profile's tiny GPT and pretrain it on review text; returns (model, run record)."""
     profile = _profile(profile)
     sizes = profile.pretrain
+    _check_tokenizer(tokenizer)
     tokenizer = tokenizer or course_tokenizer(profile)
     data = pretraining_data(tokenizer, sizes.train_chars)
     torch.manual_seed(SEED)
@@ -136,6 +142,7 @@ def pretrain_tiny_gpt(
 
 def tokenizer_fingerprint(tokenizer: BPETokenizer) -> str:
     """Short sha256 of the merges and special tokens: tells whether a saved model fits this tokenizer."""
+    instance("tokenizer", tokenizer, BPETokenizer, "the course tokenizer: course_tokenizer()")
     text = json.dumps([list(map(list, tokenizer.merges)), sorted(tokenizer.special_tokens.items())])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -170,6 +177,7 @@ def pretrained_tiny_gpt(profile: Profile | str | None = None,
     """The pretrained tiny GPT and its run record: loaded from artifacts/tiny_gpt when it was made for this
     profile and tokenizer, else pretrained now (a few minutes at most under `ci`) and saved there."""
     profile = _profile(profile)
+    _check_tokenizer(tokenizer)
     tokenizer = tokenizer or course_tokenizer(profile)
     folder = artifacts_dir(GPT_DIR, create=False)
     try:

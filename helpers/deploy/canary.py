@@ -75,6 +75,7 @@ def _check_format(template: str, pattern: str) -> None:
 
 def random_fill(pattern: str, rng: random.Random) -> str:
     """'347 ### ####' -> '347 815 2094' (each # a random digit)."""
+    instance("pattern", pattern, str, "e.g. '347 ### ####'")
     instance("rng", rng, random.Random, "e.g. random.Random(0)")
     return "".join(str(rng.randrange(10)) if ch == DIGIT else ch for ch in pattern)
 

@@ -122,7 +122,10 @@ class ChatWidget:
 
 def status_line(session: ChatSession) -> str:
     """'12 tokens · first token after 0.41 s · 9.8 tokens/s', plus what a stop or a cut means for the chat."""
+    instance("session", session, ChatSession)
     s, reply = session.last, session.last_reply
+    if s is None or reply is None:
+        raise ValueError("the session has no answer yet: send a message first (session.send or the chat box)")
     line = (f"{s.new_tokens} tokens · first token after {s.first_token_seconds:.2f} s · "
             f"{s.tokens_per_second:.1f} tokens/s")
     if reply.ending == "stopped":

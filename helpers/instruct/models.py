@@ -153,6 +153,7 @@ def _part_path(dist_name: str, rel: str) -> Path:
 
 def gguf_location(spec: ModelSpec) -> list[Path]:
     """Paths of the GGUF part(s) inside installed wheels; clear error if the package is missing."""
+    instance("spec", spec, ModelSpec, "get_spec(name)")
     paths = []
     for dist_name, rel in zip(spec.gguf_parts_from, spec.gguf_parts, strict=True):
         try:

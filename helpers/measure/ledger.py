@@ -95,6 +95,7 @@ class Ledger:
     @classmethod
     def load_or_new(cls, path: str | os.PathLike) -> Ledger:
         """The ledger saved at `path`, or an empty one if there is none yet (first notebook to write)."""
+        instance("path", path, (str, os.PathLike), "a file path such as 'artifacts/ledger.json'")
         return cls.load(path) if Path(path).exists() else cls()
 
     @classmethod

@@ -44,18 +44,25 @@ def exercise(notebook: str, number: int, title: str, task: str):
     return register
 
 
-def exercises_for(notebook: str) -> list[Exercise]:
-    """The exercises of one notebook ("03"), in order."""
-    return [e for (nb, _), e in sorted(EXERCISES.items()) if nb == notebook]
+def _notebook(notebook: str | int) -> str:
+    """'03', '3' or 3 -> '03'; anything else names the argument."""
+    if isinstance(notebook, bool) or not isinstance(notebook, (str, int)):
+        raise TypeError(f"notebook must be a notebook number such as '03' or 3, got {notebook!r}")
+    return f"{int(notebook):02d}" if str(notebook).isdigit() else str(notebook)
+
+
+def exercises_for(notebook: str | int) -> list[Exercise]:
+    """The exercises of one notebook ("03" or 3), in order; [] for a notebook without any (00)."""
+    key = _notebook(notebook)
+    return [e for (nb, _), e in sorted(EXERCISES.items()) if nb == key]
 
 
 def check_exercise(notebook: str | int, number: int, answer: Any) -> Feedback:
     """Grade `answer` for exercise `number` of `notebook` ("01" or 1)."""
-    if isinstance(number, bool) or not isinstance(number, int) or isinstance(notebook, bool) \
-            or not isinstance(notebook, (str, int)):
-        raise TypeError(f"check_exercise(notebook, number, answer) takes a notebook such as '03' or 3 and an "
-                        f"exercise number such as 1, got notebook={notebook!r}, number={number!r}")
-    key = (f"{int(notebook):02d}" if str(notebook).isdigit() else str(notebook), int(number))
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TypeError(f"check_exercise(notebook, number, answer) takes an exercise number such as 1, got "
+                        f"number={number!r}")
+    key = (_notebook(notebook), number)
     if key not in EXERCISES:
         known = ", ".join(f"{nb}/{n}" for nb, n in sorted(EXERCISES))
         raise KeyError(f"no exercise {key[1]} in notebook {key[0]}: the exercises are {known}")
