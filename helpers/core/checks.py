@@ -96,8 +96,11 @@ def non_empty(name: str, value, fix: str = "") -> Sized:
     return value
 
 
-def token_ids(name: str, value, fix: str = "") -> list[int]:
-    """A non-empty list of integer token ids >= 0 (a list, tuple or 1-D tensor): token_ids("ids", [5, 6])."""
+def token_ids(name: str, value, fix: str = "", vocab_size: int | None = None) -> list[int]:
+    """A non-empty list of integer token ids >= 0 (a list, tuple or 1-D tensor): token_ids("ids", [5, 6]).
+
+    With `vocab_size`, ids the model has no embedding for are refused here, by name, instead of torch's
+    "index out of range in self" from deep inside the forward pass."""
     if hasattr(value, "tolist") and getattr(value, "ndim", 1) == 1:
         value = value.tolist()
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
@@ -109,7 +112,22 @@ def token_ids(name: str, value, fix: str = "") -> list[int]:
         if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
             raise ValueError(f"{name}[{i}] must be a token id (an integer >= 0), got {t!r}"
                              + (f": {fix}" if fix else ""))
+    if vocab_size is not None and max(value) >= vocab_size:
+        raise ValueError(f"{name} contains token id {max(value)}, outside the model's vocabulary (vocab_size="
+                         f"{vocab_size}): encode the text with the model's own tokenizer")
     return [int(t) for t in value]
+
+
+def vocab_size_of(model) -> int | None:
+    """The number of token embeddings of a transformers model (or a peft wrapper), or of a model whose config has
+    vocab_size (our GPT); None when it cannot be told."""
+    embeddings = getattr(model, "get_input_embeddings", None)
+    if callable(embeddings):
+        table = embeddings()
+        if getattr(table, "num_embeddings", None) is not None:
+            return int(table.num_embeddings)
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    return size if isinstance(size, int) else None
 
 
 def _public_name(kind: type) -> str:

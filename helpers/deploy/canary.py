@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from helpers.core.checks import count, instance, non_empty, text
+from helpers.core.checks import count, instance, non_empty, text, token_ids, vocab_size_of
 
 DIGIT = "#"  # in a pattern, a random digit
 
@@ -146,6 +146,7 @@ def text_scorer(logits_fn: Callable[[torch.Tensor], torch.Tensor], encode: Calla
         raise TypeError(f"encode must be a function text -> token ids, got {type(encode).__name__}: "
                         "e.g. tokenizer.encode")
     count("batch_size", batch_size, 1, "texts per forward pass, e.g. 64")
+    vocab = vocab_size_of(logits_fn)  # None for a plain function: its own forward checks
     if device is None:
         params = logits_fn.parameters() if isinstance(logits_fn, torch.nn.Module) else iter(())
         device = next(params, torch.empty(0)).device
@@ -155,10 +156,12 @@ def text_scorer(logits_fn: Callable[[torch.Tensor], torch.Tensor], encode: Calla
         non_empty("texts", texts, "the sentences to score")
         out: list[float] = []
         for i in range(0, len(texts), batch_size):
-            ids = [encode(t) for t in texts[i:i + batch_size]]
+            chunk = texts[i:i + batch_size]
+            ids = [token_ids("encode(text)", encode(t), "encode must return token ids", vocab) for t in chunk]
+            short = [t for t, seq in zip(chunk, ids, strict=True) if len(seq) < 2]
+            if short:  # its row would score 0, the best possible log-probability
+                raise ValueError(f"each text needs at least two tokens to be scored, {short[0]!r:.40} has fewer")
             T = max(len(x) for x in ids)
-            if T < 2:
-                raise ValueError("each text needs at least two tokens to be scored")
             x = torch.zeros(len(ids), T, dtype=torch.long)
             mask = torch.zeros(len(ids), T - 1)
             for row, seq in enumerate(ids):

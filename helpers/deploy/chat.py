@@ -42,7 +42,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from helpers.core.checks import count, instance, number, token_ids
+from helpers.core.checks import count, instance, number, token_ids, vocab_size_of
 from helpers.measure.latency import StreamStats
 
 ENDINGS = ("end", "stopped", "cut")  # the model ended its turn | the user pressed Stop | max_new_tokens hit
@@ -236,6 +236,7 @@ def stream_tokens(
     Arguments are checked when it is called, not at the first token (it returns a generator).
     """
     prompt_ids = _check_prompt(prompt_ids, max_new_tokens)
+    token_ids("prompt_ids", prompt_ids, vocab_size=vocab_size_of(model))
     stop_ids = _check_stop_ids("stop_ids", stop_ids)
     _check_sampling("", temperature, top_k)
     count("seed", seed)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from helpers.core.checks import count, instance, non_empty, token_ids
+from helpers.core.checks import count, instance, non_empty, token_ids, vocab_size_of
 from helpers.core.data import labelled_pool
 from helpers.instruct.instructions import SENTIMENT_ANSWERS, Example, FaqItem, faq_examples, sentiment_prompt
 from helpers.instruct.templates import check_tokenizer, encode_prompt, render
@@ -172,7 +172,9 @@ def generate(model, tokenizer, prompts: Sequence[Sequence[int]], max_new_tokens:
         raise TypeError(f"prompts must be a list of token-id lists, got {type(prompts).__name__}: use "
                         "prompt_ids(tokenizer, examples)")
     non_empty("prompts", prompts, "use prompt_ids(tokenizer, examples)")
-    prompts = [token_ids(f"prompts[{i}]", p, "use prompt_ids(tokenizer, examples)") for i, p in enumerate(prompts)]
+    vocab = vocab_size_of(model)
+    prompts = [token_ids(f"prompts[{i}]", p, "use prompt_ids(tokenizer, examples)", vocab)
+               for i, p in enumerate(prompts)]
     count("max_new_tokens", max_new_tokens, 1, "e.g. 32")
     count("batch_size", batch_size, 1, "prompts per generate() call, e.g. 16")
     eos = token_ids("eos_token_ids", eos_token_ids) if eos_token_ids is not None else _eos_ids(model, tokenizer)
@@ -298,7 +300,11 @@ def text_loss(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids: Sequence[i
         x = torch.zeros((len(chunk), T), dtype=torch.long)
         for row, (s, e, _) in enumerate(chunk):
             x[row, : e - s] = ids[s:e]
-        logp = torch.log_softmax(logits_fn(x.to(device)).float(), dim=-1).cpu()  # (B, T, V)
+        logits = logits_fn(x.to(device))  # (B, T, V)
+        if int(x.max()) >= logits.shape[-1]:
+            raise ValueError(f"ids contain token id {int(x.max())}, outside the model's vocabulary of "
+                             f"{logits.shape[-1]}: encode the text with the model's own tokenizer")
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()  # (B, T, V)
         for row, (s, e, first) in enumerate(chunk):
             targets = ids[s + first : e]  # (n,)
             picked = logp[row, first - 1 : e - s - 1].gather(-1, targets[:, None])  # (n, 1)
