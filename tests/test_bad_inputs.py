@@ -16,6 +16,7 @@ import functools
 import importlib
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -109,6 +110,24 @@ def _adapter(tmp: Path, damage: str | None = None) -> Path:
     elif damage == "missing":
         (folder / lora.ADAPTER_WEIGHTS).unlink()
     return folder
+
+
+def _load_from_cache(tmp: Path, manifest: dict):
+    """load_model() with a cache in `tmp` whose manifest is `manifest` (format and source hash right)."""
+    spec = models.get_spec(models.DEFAULT_MODEL)
+    folder = tmp / "models" / spec.name
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"format": models.CACHE_FORMAT, "source_sha256": spec.sha256,
+                                                      **manifest}))
+    old = os.environ.get(models.CACHE_ENV)
+    os.environ[models.CACHE_ENV] = str(tmp)
+    try:
+        return models.load_model()
+    finally:
+        if old is None:
+            os.environ.pop(models.CACHE_ENV)
+        else:
+            os.environ[models.CACHE_ENV] = old
 
 
 def _other_base():
@@ -325,6 +344,10 @@ CASES = [
     ("chat without a template", lambda: models.chat(_loaded(False), "Hi?"), ValueError,
      "helpers.instruct.scoring.generate(loaded.model"),
     ("chat empty question", lambda: models.chat(_loaded(), " "), ValueError, "question must be a non-empty string"),
+    ("load_model manifest without files", lambda tmp: _load_from_cache(tmp, {}), models.HashMismatchError,
+     "manifest.json is damaged (KeyError: 'files'): delete"),
+    ("load_model cache file missing", lambda tmp: _load_from_cache(tmp, {"files": {"model.safetensors": "0" * 64}}),
+     models.HashMismatchError, "does not match its manifest (sha256 missing"),
     ("get_spec unknown", lambda: models.get_spec("gpt-5"), KeyError, "unknown model 'gpt-5'"),
     ("get_spec number", lambda: models.get_spec(3), TypeError, "model name must be a non-empty string"),
     ("load_model dtype as text", lambda: models.load_model(dtype="float32"), TypeError, "dtype must be a torch.dtype"),

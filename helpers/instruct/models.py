@@ -227,8 +227,13 @@ def _manifest_ok(folder: Path, spec: ModelSpec) -> bool:
 
 
 def _verify_cache(folder: Path) -> None:
-    info = json.loads((folder / "manifest.json").read_text())
-    for name, expected in info["files"].items():
+    try:
+        files = json.loads((folder / "manifest.json").read_text())["files"]
+        items = list(files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise HashMismatchError(f"the cache manifest {folder / 'manifest.json'} is damaged ({type(err).__name__}: "
+                                f"{err}): delete {folder} and load again to rebuild it") from err
+    for name, expected in items:
         path = folder / name
         actual = sha256_file(path) if path.is_file() else "missing"
         if actual != expected:
