@@ -394,6 +394,12 @@ CASES = [
     # --- course
     ("get_profile unknown", lambda: get_profile("tpu"), ValueError, "unknown course profile 'tpu'"),
     ("get_profile number", lambda: get_profile(3), TypeError, "profile name must be a string"),
+    ("profile sizes negative steps", lambda: replace(get_profile("ci").pretrain, max_steps=-1), ValueError,
+     "PretrainSizes.max_steps must be an integer >= 0, got -1"),
+    ("profile sizes NaN rate", lambda: replace(get_profile("ci").instruct, learning_rate=NAN), ValueError,
+     "InstructSizes.learning_rate must be a finite number >= 0, got nan"),
+    ("profile sizes ladder as list", lambda: replace(get_profile("ci").compare, n_ladder=[4, 16]), TypeError,
+     "CompareSizes.n_ladder must be a tuple"),
     ("artifacts_dir outside", lambda: artifacts_dir("../x", create=False), ValueError, "names inside artifacts/"),
     ("gpt_config vocab 0", lambda: catchup.gpt_config(get_profile("ci").pretrain, 0), ValueError,
      "vocab_size must be an integer >= 1, got 0"),

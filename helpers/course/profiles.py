@@ -11,13 +11,36 @@ frozen dataclasses with a reason next to each number; nothing else in the course
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from helpers.core.checks import count, number, text
 
 PROFILE_NAMES = ("ci", "cpu", "gpu")
 
 
+class _Sizes:
+    """A profile section checks its sizes when made: every count an integer >= 0, every amount a finite number
+    >= 0 (tuples of them too), so `replace(profile.pretrain, max_steps=-1)` fails here, naming the field."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value, where = getattr(self, f.name), f"{type(self).__name__}.{f.name}"
+            if f.type == "str":
+                text(where, value)
+                continue
+            items = value if f.type.startswith("tuple") else (value,)
+            if f.type.startswith("tuple") and not isinstance(value, tuple):
+                raise TypeError(f"{where} must be a tuple, got {value!r}: e.g. (4, 16)")
+            for i, item in enumerate(items):
+                name = f"{where}[{i}]" if f.type.startswith("tuple") else where
+                if "float" in f.type:
+                    number(name, item, 0)
+                else:
+                    count(name, item, 0)
+
+
 @dataclass(frozen=True)
-class SetupSizes:
+class SetupSizes(_Sizes):
     """Notebook 00."""
 
     matmul_size: int = 1024  # big enough to reach a CPU's sustained FLOP/s, small enough for 1 s
@@ -25,7 +48,7 @@ class SetupSizes:
 
 
 @dataclass(frozen=True)
-class TokenizerSizes:
+class TokenizerSizes(_Sizes):
     """Notebook 01."""
 
     train_chars: int = 200_000  # review text the tokenizer learns from
@@ -35,7 +58,7 @@ class TokenizerSizes:
 
 
 @dataclass(frozen=True)
-class PretrainSizes:
+class PretrainSizes(_Sizes):
     """Notebooks 02-03: the tiny GPT and its pretraining."""
 
     n_layer: int = 2
@@ -50,7 +73,7 @@ class PretrainSizes:
 
 
 @dataclass(frozen=True)
-class InstructSizes:
+class InstructSizes(_Sizes):
     """Notebooks 04-05: the pretrained model and LoRA instruction-tuning."""
 
     eval_reviews: int = 20  # held-out reviews scored before/after (and the perplexity text in nb04)
@@ -74,7 +97,7 @@ COURSE_INSTRUCTION = (
 
 
 @dataclass(frozen=True)
-class CompareSizes:
+class CompareSizes(_Sizes):
     """Notebook 06: train vs instruct (helpers.experiment.compare): routes A/A0 = tiny GPT, route B = LoRA."""
 
     # The instruction every route reads ({review} = where the review goes). ci: short, because ci's tiny GPT
@@ -105,7 +128,7 @@ class CompareSizes:
 
 
 @dataclass(frozen=True)
-class DeploySizes:
+class DeploySizes(_Sizes):
     """Notebook 07: latency and privacy."""
 
     latency_tokens: int = 32  # new tokens per latency measurement (enough for a steady tokens/s)
