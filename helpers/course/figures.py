@@ -1,0 +1,131 @@
+"""Concept figures drawn by code: the course roadmap and one picture per key idea, each a small, deterministic
+matplotlib `Figure` (no data loading: what a figure shows is passed in).
+
+    roadmap("03")                  # where notebook 03 sits on the two routes
+    causal_attention(weights)      # a (T, T) attention matrix, future positions hatched
+
+Each function builds its figure through pyplot and closes it at once (as `helpers.core.plots.plot_losses`
+does): Jupyter shows the returned figure once, and no pyplot state is left behind. Sizes stay at most
+9 x 3.5 inches at 90 dpi, so a PNG in a notebook's outputs stays under 60 kB.
+
+Left out on purpose: interactive figures, colour themes, figures of measured results (those are in
+`helpers.core.plots` and the notebooks). Reference: S. Raschka, *Build a Large Language Model (From
+Scratch)*, Manning 2024, whose chapter roadmaps this imitates.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+DPI = 90  # 9 x 3.5 in at 90 dpi is 810 x 315 px: a PNG of a few tens of kB
+HIGHLIGHT = "#f4a261"  # the current notebook's boxes
+PLAIN = "#e9eef4"
+
+# notebook -> boxes (label, x, y) on the roadmap; notebook 05 has two steps of the instruct route
+_ROADMAP: dict[str, list[tuple[str, float, float]]] = {
+    "00": [("00 setup", 0.6, 1.0)],
+    "01": [("01 tokenizer", 2.2, 1.7)],
+    "02": [("02 tiny GPT", 3.7, 1.7)],
+    "03": [("03 pretraining", 5.2, 1.7)],
+    "04": [("04 pretrained\nmodel", 2.2, 0.3)],
+    "05": [("05 instruction\ndata", 3.7, 0.3), ("05 LoRA\ntuning", 5.2, 0.3)],
+    "06": [("06 train vs\ninstruct", 6.9, 1.0)],
+    "07": [("07 local\ndeployment", 8.4, 1.0)],
+}
+_EDGES = [("00 setup", "01 tokenizer"), ("01 tokenizer", "02 tiny GPT"), ("02 tiny GPT", "03 pretraining"),
+          ("00 setup", "04 pretrained\nmodel"), ("04 pretrained\nmodel", "05 instruction\ndata"),
+          ("05 instruction\ndata", "05 LoRA\ntuning"), ("03 pretraining", "06 train vs\ninstruct"),
+          ("05 LoRA\ntuning", "06 train vs\ninstruct"), ("06 train vs\ninstruct", "07 local\ndeployment")]
+_BOX_W, _BOX_H = 1.15, 0.6
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure pyplot no longer tracks: Jupyter displays the returned object once, nothing leaks."""
+    fig = plt.figure(figsize=figsize, dpi=DPI)
+    plt.close(fig)
+    return fig
+
+
+def _box(ax, label: str, x: float, y: float, highlight: bool) -> FancyBboxPatch:
+    patch = FancyBboxPatch((x - _BOX_W / 2, y - _BOX_H / 2), _BOX_W, _BOX_H, boxstyle="round,pad=0.04",
+                           facecolor=HIGHLIGHT if highlight else PLAIN, edgecolor="black",
+                           linewidth=2.0 if highlight else 0.8, gid="highlight" if highlight else "box")
+    ax.add_patch(patch)
+    ax.text(x, y, label, ha="center", va="center", fontsize=8.5, weight="bold" if highlight else "normal")
+    return patch
+
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """An arrow from box centre to box centre, clipped to the box edges."""
+    (x0, y0), (x1, y1) = start, end
+    dx, dy = x1 - x0, y1 - y0
+    shrink = 0.5 * _BOX_W / max(abs(dx), 1e-9) if abs(dx) * _BOX_H >= abs(dy) * _BOX_W else 0.5 * _BOX_H / abs(dy)
+    shrink = min(shrink * 1.08, 0.45)
+    ax.annotate("", xy=(x1 - shrink * dx, y1 - shrink * dy), xytext=(x0 + shrink * dx, y0 + shrink * dy),
+                arrowprops={"arrowstyle": "->", "color": "#555555", "lw": 1.0})
+
+
+def _notebook_key(notebook: str | int) -> str:
+    key = f"{notebook:02d}" if isinstance(notebook, int) and not isinstance(notebook, bool) else str(notebook)[:2]
+    if key not in _ROADMAP:
+        raise ValueError(f"roadmap(notebook={notebook!r}): not a course notebook; pass one of "
+                         f"{sorted(_ROADMAP)} (or its number 0-7)")
+    return key
+
+
+def roadmap(notebook: str | int) -> Figure:
+    """The course on two routes (from scratch, top; instruct, bottom) meeting at 06 and 07, after setup (00);
+    the boxes of `notebook` ("03", 3 or "03_pretraining") highlighted."""
+    current = _notebook_key(notebook)
+    fig = _new_figure((9, 2.6))
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.84))
+    centres = {}
+    for key, boxes in _ROADMAP.items():
+        for label, x, y in boxes:
+            _box(ax, label, x, y, highlight=key == current)
+            centres[label] = (x, y)
+    for a, b in _EDGES:
+        _arrow(ax, centres[a], centres[b])
+    ax.text(3.7, 2.2, "from scratch", ha="center", fontsize=9, style="italic", color="#1d3557")
+    ax.text(3.7, -0.2, "instruct a pretrained model", ha="center", va="top", fontsize=9,
+            style="italic", color="#1d3557")
+    ax.set_xlim(-0.1, 9.1)
+    ax.set_ylim(-0.45, 2.4)
+    ax.set_axis_off()
+    fig.suptitle(f"Course roadmap: you are in notebook {current}", fontsize=10)
+    return fig
+
+
+def causal_attention(weights, tokens: list[str] | None = None) -> Figure:
+    """Attention weights (T, T) as a heatmap, row = query position, column = key position; the future
+    positions (column > row), which the causal mask blocks, drawn grey and hatched."""
+    w = np.asarray(weights.detach().cpu() if hasattr(weights, "detach") else weights, dtype=float)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] < 2:
+        raise ValueError(f"causal_attention(weights): expected a square (T, T) matrix with T >= 2, got shape "
+                         f"{w.shape}; pass one head of one sequence, e.g. weights[0, 0]")
+    if w.shape[0] > 64:
+        raise ValueError(f"causal_attention(weights): T={w.shape[0]} is too many positions to read; slice the "
+                         f"first ones, e.g. weights[:16, :16]")
+    t = w.shape[0]
+    if tokens is not None and len(tokens) != t:
+        raise ValueError(f"causal_attention(tokens=...): {len(tokens)} labels for T={t} positions; "
+                         f"pass one per position")
+    future = np.triu(np.ones((t, t), dtype=bool), k=1)
+    fig = _new_figure((5.2, 3.5))
+    ax = fig.add_axes((0.14, 0.14, 0.62, 0.74))
+    image = ax.imshow(np.ma.masked_array(w, future), cmap="viridis", vmin=0.0, vmax=max(float(w.max()), 1e-9))
+    for i, j in zip(*np.nonzero(future), strict=True):
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#d9d9d9", edgecolor="#9a9a9a",
+                                   hatch="///", linewidth=0.0, gid="masked"))
+    labels = tokens if tokens is not None else [str(i) for i in range(t)]
+    ax.set_xticks(range(t), labels, fontsize=7, rotation=90 if tokens is not None else 0)
+    ax.set_yticks(range(t), labels, fontsize=7)
+    ax.set_xlabel("key position (attended to)", fontsize=8)
+    ax.set_ylabel("query position", fontsize=8)
+    ax.set_title("causal attention: grey = future, masked", fontsize=9)
+    colorbar = fig.colorbar(image, cax=fig.add_axes((0.8, 0.14, 0.03, 0.74)))
+    colorbar.ax.tick_params(labelsize=7)
+    return fig

@@ -1,0 +1,83 @@
+"""The concept figures of helpers/course/figures.py: each is a Figure with the parts it promises, renders to a
+small PNG, and refuses arguments it cannot draw.
+
+Run:  .venv/bin/python -m pytest tests/test_figures.py -q
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from helpers.course import figures
+
+MAX_PNG_BYTES = 60_000
+
+
+def _png_bytes(fig: Figure) -> int:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return len(buffer.getvalue())
+
+
+def _patches(fig: Figure, gid: str) -> list:
+    return [p for ax in fig.axes for p in ax.patches if p.get_gid() == gid]
+
+
+@pytest.mark.parametrize("notebook", ["00", "01", "02", "03", "04", "05", "06", "07"])
+def test_roadmap_highlights_only_the_current_notebook(notebook):
+    fig = figures.roadmap(notebook)
+    assert isinstance(fig, Figure)
+    highlighted = _patches(fig, "highlight")
+    assert len(highlighted) == (2 if notebook == "05" else 1)
+    assert len(highlighted) + len(_patches(fig, "box")) == 9  # 00-07, with 05's two steps
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert sum(t.startswith(notebook) for t in texts) == len(highlighted)
+    assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+def test_roadmap_takes_a_number_or_a_file_stem_and_leaves_pyplot_clean():
+    before = plt.get_fignums()
+    titles = {fig.get_suptitle() for fig in (figures.roadmap(3), figures.roadmap("03_pretraining"))}
+    assert titles == {"Course roadmap: you are in notebook 03"}
+    assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize("bad", ["08", "setup", 9, -1, True])
+def test_roadmap_refuses_an_unknown_notebook(bad):
+    with pytest.raises(ValueError, match="not a course notebook"):
+        figures.roadmap(bad)
+
+
+def test_causal_attention_hatches_exactly_the_future():
+    t = 8
+    w = np.tril(np.ones((t, t)))
+    w /= w.sum(axis=1, keepdims=True)
+    fig = figures.causal_attention(w)
+    assert len(_patches(fig, "masked")) == t * (t - 1) // 2
+    assert len(fig.axes) == 2  # heatmap and colour bar
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.mask[0, 1] and not shown.mask[1, 0]
+    assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+def test_causal_attention_takes_a_tensor_and_token_labels():
+    torch = pytest.importorskip("torch")
+    w = torch.softmax(torch.zeros(4, 4).masked_fill(torch.triu(torch.ones(4, 4, dtype=torch.bool), 1), -1e9), -1)
+    fig = figures.causal_attention(w, tokens=["a", "b", "c", "d"])
+    assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(("weights", "tokens", "match"), [
+    (np.ones((3, 4)), None, "square"),
+    (np.ones((1, 1)), None, "square"),
+    (np.ones((65, 65)), None, "too many"),
+    (np.ones((3, 3)), ["a", "b"], "one per position"),
+])
+def test_causal_attention_refuses_bad_arguments(weights, tokens, match):
+    with pytest.raises(ValueError, match=match):
+        figures.causal_attention(weights, tokens=tokens)
