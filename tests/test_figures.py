@@ -81,3 +81,24 @@ def test_causal_attention_takes_a_tensor_and_token_labels():
 def test_causal_attention_refuses_bad_arguments(weights, tokens, match):
     with pytest.raises(ValueError, match=match):
         figures.causal_attention(weights, tokens=tokens)
+
+
+def test_lora_diagram_counts_the_parameters():
+    fig = figures.lora_diagram(576, 8)
+    ax = fig.axes[0]
+    assert {p.get_gid() for p in ax.patches} == {"frozen", "lora_B", "lora_A"}
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "331,776 parameters" in texts and "9,216 parameters" in texts and "2.78% of W" in texts
+    b = next(p for p in ax.patches if p.get_gid() == "lora_B")
+    a = next(p for p in ax.patches if p.get_gid() == "lora_A")
+    assert b.get_height() == a.get_width() == 2.4 and b.get_width() == a.get_height()  # B is A turned
+    assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+@pytest.mark.parametrize(("d", "r", "match"), [
+    (576, 0, "positive integer"), (576, 2.5, "positive integer"), (True, 1, "positive integer"),
+    (8, 8, "smaller than d"), (8, 16, "smaller than d"),
+])
+def test_lora_diagram_refuses_bad_sizes(d, r, match):
+    with pytest.raises(ValueError, match=match):
+        figures.lora_diagram(d, r)

@@ -129,3 +129,42 @@ def causal_attention(weights, tokens: list[str] | None = None) -> Figure:
     colorbar = fig.colorbar(image, cax=fig.add_axes((0.8, 0.14, 0.03, 0.74)))
     colorbar.ax.tick_params(labelsize=7)
     return fig
+
+
+def _positive_int(name: str, value, function: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{function}({name}={value!r}): expected a positive integer")
+    return int(value)
+
+
+def lora_diagram(d: int, r: int) -> Figure:
+    """LoRA on one d x d weight: W frozen beside the trainable B (d x r) and A (r x d), drawn to scale (with a
+    minimum width so a small r stays visible), with the parameter counts d*d and 2*d*r."""
+    d, r = _positive_int("d", d, "lora_diagram"), _positive_int("r", r, "lora_diagram")
+    if r >= d:
+        raise ValueError(f"lora_diagram(d={d}, r={r}): the rank r must be smaller than d to be low-rank; "
+                         f"pass e.g. r={max(1, d // 64)}")
+    side, thin = 2.4, max(2.4 * r / d, 0.12)
+    fig = _new_figure((9, 3.2))
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.86))
+    ax.add_patch(plt.Rectangle((0.2, 0.0), side, side, facecolor="#c9d1d9", edgecolor="black", gid="frozen"))
+    ax.text(0.2 + side / 2, side / 2, f"W\n{d} x {d}\nfrozen", ha="center", va="center", fontsize=10)
+    ax.text(0.2 + side / 2, -0.15, f"{d * d:,} parameters, not trained", ha="center", va="top", fontsize=9)
+    ax.text(3.0, side / 2, "+", ha="center", va="center", fontsize=20)
+    x_b = 3.4
+    ax.add_patch(plt.Rectangle((x_b, 0.0), thin, side, facecolor=HIGHLIGHT, edgecolor="black", gid="lora_B"))
+    ax.text(x_b + thin / 2, -0.15, f"B\n{d} x {r}", ha="center", va="top", fontsize=9)
+    x_a = x_b + thin + 0.25
+    ax.add_patch(plt.Rectangle((x_a, side - thin), side, thin, facecolor=HIGHLIGHT, edgecolor="black",
+                               gid="lora_A"))
+    ax.text(x_a + side / 2, side - thin - 0.1, f"A   {r} x {d}", ha="center", va="top", fontsize=9)
+    ax.text(x_a + side / 2, 0.9, f"trainable: 2 x {d} x {r}\n= {2 * d * r:,} parameters\n"
+            f"({2 * d * r / (d * d):.2%} of W)", ha="center", va="center", fontsize=9)
+    ax.text(x_a + side + 0.3, side / 2, "h = W x + (alpha / r) B A x\n\nB starts at zero:\nthe wrapped model\n"
+            "begins equal to the base", ha="left", va="center", fontsize=9)
+    ax.set_xlim(0, 10.2)
+    ax.set_ylim(-0.75, side + 0.1)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    fig.suptitle(f"LoRA on one {d} x {d} weight, rank r = {r}", fontsize=10)
+    return fig
