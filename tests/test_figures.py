@@ -102,3 +102,24 @@ def test_lora_diagram_counts_the_parameters():
 def test_lora_diagram_refuses_bad_sizes(d, r, match):
     with pytest.raises(ValueError, match=match):
         figures.lora_diagram(d, r)
+
+
+def test_masking_and_packing_shows_loss_padding_and_blocks():
+    ignore = figures.IGNORE_INDEX
+    rows = [[ignore] * 5 + [1, 2, 3] + [ignore], [ignore] * 3 + [4] + [ignore]]  # 9 and 5 positions
+    fig = figures.masking_and_packing(rows)
+    padded, packed, attention = (ax.images[0].get_array() for ax in fig.axes)
+    assert padded.shape == (2, 9) and int((padded == 0).sum()) == 4  # the short example padded by 4
+    assert packed.shape == (1, 14) and int((packed == 2).sum()) == 4 and not (packed == 0).any()
+    assert attention.shape == (14, 14)
+    assert attention[8, 0] and not attention[9, 8] and attention[13, 9] and not attention[9, 10]
+    assert "4 of 18 positions are padding" in fig.axes[0].get_title()
+    assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+@pytest.mark.parametrize(("rows", "match"), [
+    ([], "non-empty"), ([[1], []], "non-empty"), ([[1]] * 13, "1-12"), ([[1] * 300, [1] * 300], "too many"),
+])
+def test_masking_and_packing_refuses_bad_rows(rows, match):
+    with pytest.raises(ValueError, match=match):
+        figures.masking_and_packing(rows)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
@@ -167,4 +168,53 @@ def lora_diagram(d: int, r: int) -> Figure:
     ax.set_aspect("equal")
     ax.set_axis_off()
     fig.suptitle(f"LoRA on one {d} x {d} weight, rank r = {r}", fontsize=10)
+    return fig
+
+
+IGNORE_INDEX = -100  # the label cross-entropy skips (prompt positions, the end of an example)
+
+
+def _loss_kinds(labels: list[int]) -> list[int]:
+    """Per position: 1 = label ignored (prompt, end of example), 2 = carries loss; padding is 0."""
+    return [1 if label == IGNORE_INDEX else 2 for label in labels]
+
+
+def masking_and_packing(rows: list[list[int]]) -> Figure:
+    """Which positions carry loss, for the examples' label lists `rows` (IGNORE_INDEX = -100 where no loss):
+    padded to the longest (one example per row) and packed longest first into one row; right, the packed
+    row's attention, causal inside each example and blocked across examples (block-diagonal)."""
+    if not rows or any(not row for row in rows) or len(rows) > 12:
+        raise ValueError(f"masking_and_packing(rows): expected 1-12 non-empty label lists, got "
+                         f"{[len(r) for r in rows] if rows else rows!r}; pass e.g. [e.labels for e in examples[:3]]")
+    if sum(len(row) for row in rows) > 512:
+        raise ValueError(f"masking_and_packing(rows): {sum(len(r) for r in rows)} tokens in all is too many to "
+                         f"read; pass the few shortest examples (at most 512 tokens together)")
+    colours = ListedColormap(["white", "#c9d1d9", HIGHLIGHT])
+    longest = max(len(row) for row in rows)
+    padded = np.array([_loss_kinds(row) + [0] * (longest - len(row)) for row in rows])
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+    packed = np.array([sum((_loss_kinds(rows[i]) for i in order), [])])
+    segment = np.concatenate([np.full(len(rows[i]), k) for k, i in enumerate(order)])
+    t = len(segment)
+    allowed = (segment[:, None] == segment[None, :]) & np.tril(np.ones((t, t), dtype=bool))
+    fig = _new_figure((9, 3.4))
+    ax_pad = fig.add_axes((0.06, 0.5, 0.55, 0.34))
+    ax_pack = fig.add_axes((0.06, 0.14, 0.55, 0.12))
+    ax_attn = fig.add_axes((0.68, 0.12, 0.3, 0.72))
+    ax_pad.imshow(padded, cmap=colours, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
+    ax_pad.set_title(f"padded: {int((padded == 0).sum())} of {padded.size} positions are padding", fontsize=9)
+    ax_pad.set_yticks(range(len(rows)), [f"ex {i}" for i in range(len(rows))], fontsize=7)
+    ax_pad.set_xticks([])
+    ax_pack.imshow(packed, cmap=colours, vmin=0, vmax=2, aspect="auto", interpolation="nearest")
+    for edge in np.cumsum([len(rows[i]) for i in order])[:-1]:
+        ax_pack.axvline(edge - 0.5, color="black", linewidth=1.5)
+    ax_pack.set_title("packed into one row (longest first), no padding", fontsize=9)
+    ax_pack.set_yticks([])
+    ax_pack.set_xlabel("position; orange = carries loss, grey = label -100 (prompt, end), white = padding",
+                       fontsize=8)
+    ax_attn.imshow(allowed, cmap=ListedColormap(["#f2f2f2", "#1d3557"]), interpolation="nearest")
+    ax_attn.set_title("packed row: who may attend to whom", fontsize=9)
+    ax_attn.set_xlabel("key position", fontsize=8)
+    ax_attn.set_ylabel("query position", fontsize=8)
+    ax_attn.tick_params(labelsize=7)
     return fig
