@@ -123,3 +123,18 @@ def test_masking_and_packing_shows_loss_padding_and_blocks():
 def test_masking_and_packing_refuses_bad_rows(rows, match):
     with pytest.raises(ValueError, match=match):
         figures.masking_and_packing(rows)
+
+
+def test_kv_cache_counts_what_is_computed():
+    fig = figures.kv_cache(8)
+    without, cached = (ax.images[0].get_array() for ax in fig.axes)
+    assert int((without == 2).sum()) == 8 * 9 // 2 and int((cached == 2).sum()) == 8
+    assert int((cached == 1).sum()) == 8 * 7 // 2  # the rest is read, not recomputed
+    assert fig.axes[1].get_title() == "with a KV cache: 8 K/V computed"
+    assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+@pytest.mark.parametrize(("T", "match"), [(0, "positive"), (1, "2-32"), (33, "2-32"), (4.0, "positive")])
+def test_kv_cache_refuses_bad_lengths(T, match):
+    with pytest.raises(ValueError, match=match):
+        figures.kv_cache(T)

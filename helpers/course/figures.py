@@ -218,3 +218,30 @@ def masking_and_packing(rows: list[list[int]]) -> Figure:
     ax_attn.set_ylabel("query position", fontsize=8)
     ax_attn.tick_params(labelsize=7)
     return fig
+
+
+def kv_cache(T: int) -> Figure:
+    """Generating T tokens: at each step (row), the positions (columns) whose keys and values are computed
+    (orange) or read from the cache (blue): without a cache every step recomputes the whole context,
+    T*(T+1)/2 key/value computations in all; with one, T."""
+    T = _positive_int("T", T, "kv_cache")
+    if not 2 <= T <= 32:
+        raise ValueError(f"kv_cache(T={T}): draw 2-32 steps to keep the grid readable; pass e.g. T=8")
+    steps = np.arange(T)[:, None]
+    positions = np.arange(T)[None, :]
+    without = np.where(positions <= steps, 2, 0)  # 2 = computed, 1 = read from the cache, 0 = not there yet
+    with_cache = np.where(positions == steps, 2, np.where(positions < steps, 1, 0))
+    colours = ListedColormap(["white", "#8ecae6", HIGHLIGHT])
+    fig = _new_figure((8, 3.5))
+    for k, (grid, title) in enumerate([(without, "without a cache"), (with_cache, "with a KV cache")]):
+        ax = fig.add_axes((0.07 + 0.47 * k, 0.14, 0.4, 0.7))
+        ax.imshow(grid, cmap=colours, vmin=0, vmax=2, interpolation="nearest")
+        ax.set_xticks(np.arange(-0.5, T, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, T, 1), minor=True)
+        ax.grid(which="minor", color="#bbbbbb", linewidth=0.5)
+        ax.tick_params(which="both", length=0, labelsize=7)
+        ax.set_title(f"{title}: {int((grid == 2).sum())} K/V computed", fontsize=9)
+        ax.set_xlabel("position", fontsize=8)
+        ax.set_ylabel("generation step", fontsize=8)
+    fig.suptitle("orange = keys/values computed this step, blue = read from the cache", fontsize=9)
+    return fig
