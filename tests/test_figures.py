@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from helpers.core.training import Callback
 from helpers.course import figures
 
 MAX_PNG_BYTES = 60_000
@@ -138,3 +139,12 @@ def test_kv_cache_counts_what_is_computed():
 def test_kv_cache_refuses_bad_lengths(T, match):
     with pytest.raises(ValueError, match=match):
         figures.kv_cache(T)
+
+
+def test_training_loop_names_every_callback_hook_of_the_loop():
+    fig = figures.training_loop()
+    ax = fig.axes[0]
+    hooks = {t.get_text() for t in ax.texts if t.get_text().startswith("on_")}
+    assert hooks == {name for name in vars(Callback) if name.startswith("on_")}
+    assert len([p for p in ax.patches if p.get_gid() == "box"]) == 7  # batch ... record
+    assert _png_bytes(fig) < MAX_PNG_BYTES

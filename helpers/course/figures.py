@@ -245,3 +245,37 @@ def kv_cache(T: int) -> Figure:
         ax.set_ylabel("generation step", fontsize=8)
     fig.suptitle("orange = keys/values computed this step, blue = read from the cache", fontsize=9)
     return fig
+
+
+_LOOP_STEPS = ["get batch", "forward", "loss", "backward", "step\n(clip, AdamW,\nlr schedule)", "eval /\ncheckpoint",
+               "record"]
+# callback hook, where its box is drawn, the x of the loop step it fires at (train begin/end: first/last)
+_LOOP_HOOKS = [("on_train_begin", 0.7, 0.7), ("on_step_end", 5.6, 6.7), ("on_eval_end", 7.0, 8.0),
+               ("on_checkpoint", 8.4, 8.4), ("on_train_end", 9.8, 9.7)]
+
+
+def training_loop() -> Figure:
+    """The training loop of `helpers.core.training.train` as a cycle of steps (top), with the callback hooks
+    it calls (bottom, dashed) and where each fires."""
+    fig = _new_figure((9, 3.0))
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.86))
+    xs = [0.7 + 1.5 * k for k in range(len(_LOOP_STEPS))]
+    for label, x in zip(_LOOP_STEPS, xs, strict=True):
+        _box(ax, label, x, 1.5, highlight=False)
+    for x0, x1 in zip(xs, xs[1:], strict=False):
+        _arrow(ax, (x0, 1.5), (x1, 1.5))
+    ax.annotate("", xy=(xs[0], 1.86), xytext=(xs[-1], 1.86), arrowprops={
+        "arrowstyle": "->", "color": "#555555", "lw": 1.0, "connectionstyle": "arc3,rad=0.12"})
+    ax.text((xs[0] + xs[-1]) / 2, 2.35, "next step, until max_steps", ha="center", fontsize=8.5, style="italic")
+    for hook, x, target in _LOOP_HOOKS:
+        ax.add_patch(FancyBboxPatch((x - 0.62, 0.05), 1.24, 0.4, boxstyle="round,pad=0.03", facecolor="white",
+                                    edgecolor="#1d3557", linestyle="--", gid="hook"))
+        ax.text(x, 0.25, hook, ha="center", va="center", fontsize=7.5, family="monospace", color="#1d3557")
+        ax.plot([x, target], [0.45, 1.12], color="#1d3557", linestyle=":", linewidth=1.0)
+    ax.text(1.6, 0.25, "callbacks, e.g. LivePlot (the live loss plot)", fontsize=8, color="#1d3557", ha="left",
+            va="center")
+    ax.set_xlim(-0.1, 10.6)
+    ax.set_ylim(-0.05, 2.55)
+    ax.set_axis_off()
+    fig.suptitle("helpers.core.training.train: one loop, callbacks attached", fontsize=10)
+    return fig
