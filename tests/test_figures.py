@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from helpers.core.training import Callback
 from helpers.course import figures
+from helpers.scratch.tokenizer import BPETokenizer
 
 MAX_PNG_BYTES = 60_000
 
@@ -148,3 +149,32 @@ def test_training_loop_names_every_callback_hook_of_the_loop():
     assert hooks == {name for name in vars(Callback) if name.startswith("on_")}
     assert len([p for p in ax.patches if p.get_gid() == "box"]) == 7  # batch ... record
     assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+def test_bpe_merges_replays_the_merges_of_a_real_tokenizer():
+    tok = BPETokenizer.train("the theme of the thesis: then there " * 20, 256 + 12 + 3)
+    fig = figures.bpe_merges(" there", tok.merges)
+    rows = {}
+    for text in fig.axes[0].texts:
+        if text.get_gid():
+            rows.setdefault(text.get_gid(), []).append(text.get_text().replace("␣", " "))
+    assert all("".join(tokens) == " there" for tokens in rows.values())  # every row spells the word
+    assert len(rows[f"row {len(rows) - 1}"]) == len(tok.encode(" there"))  # the last row is the encoding
+    assert f"6 bytes -> {len(tok.encode(' there'))} tokens" in fig.get_suptitle()
+    assert _png_bytes(fig) < MAX_PNG_BYTES
+
+
+def test_bpe_merges_takes_notebook_01s_dict_of_merges():
+    merges = {(116, 104): 256, (256, 101): 257}  # "th", "the"
+    fig = figures.bpe_merges("the", merges)
+    assert fig.get_suptitle().startswith("BPE encoding 'the': 3 bytes -> 1 tokens in 2 merges")
+    assert len([p for p in fig.axes[0].patches if p.get_gid() == "token"]) == 3 + 2 + 1
+
+
+@pytest.mark.parametrize(("word", "merges", "match"), [
+    ("a", [], "2-16 UTF-8 bytes"), ("x" * 17, [], "2-16 UTF-8 bytes"), (b"ab", [], "2-16 UTF-8 bytes"),
+    ("ab", {(300, 97): 256}, "not defined before it"),
+])
+def test_bpe_merges_refuses_bad_arguments(word, merges, match):
+    with pytest.raises(ValueError, match=match):
+        figures.bpe_merges(word, merges)

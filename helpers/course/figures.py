@@ -279,3 +279,64 @@ def training_loop() -> Figure:
     ax.set_axis_off()
     fig.suptitle("helpers.core.training.train: one loop, callbacks attached", fontsize=10)
     return fig
+
+
+def _merge_steps(data: bytes, merges: dict[tuple[int, int], int]) -> list[list[int]]:
+    """The ids after each merge when encoding `data`, earliest-learned merge first (as encoding does)."""
+    ids, steps = list(data), [list(data)]
+    while len(ids) >= 2:
+        pairs = set(zip(ids, ids[1:], strict=False))
+        pair = min(pairs, key=lambda p: merges.get(p, float("inf")))
+        if pair not in merges:
+            break
+        out, i = [], 0
+        while i < len(ids):
+            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+                out.append(merges[pair])
+                i += 2
+            else:
+                out.append(ids[i])
+                i += 1
+        ids = out
+        steps.append(ids)
+    return steps
+
+
+def bpe_merges(word: str, merges) -> Figure:
+    """`word`'s UTF-8 bytes merging step by step under a BPE tokenizer's `merges` ({(left, right): new id},
+    as notebook 01 builds them, or the ordered list of pairs of `helpers.scratch.tokenizer.Tokenizer.merges`):
+    one row per merge, one box per token, showing the bytes it stands for."""
+    if isinstance(merges, dict):
+        table = {tuple(p): int(i) for p, i in merges.items()}
+    else:
+        table = {tuple(p): 256 + k for k, p in enumerate(merges)}
+    data = word.encode("utf-8") if isinstance(word, str) else b""
+    if not 2 <= len(data) <= 16:
+        raise ValueError(f"bpe_merges(word={word!r}): expected a string of 2-16 UTF-8 bytes; pass one word, "
+                         f"e.g. ' actors'")
+    vocab = {i: bytes([i]) for i in range(256)}
+    for (left, right), new in sorted(table.items(), key=lambda item: item[1]):
+        if left not in vocab or right not in vocab:
+            raise ValueError(f"bpe_merges(merges=...): merge {(left, right)} -> {new} uses an id not defined "
+                             f"before it; pass the merges in the order they were learned")
+        vocab[new] = vocab[left] + vocab[right]
+    steps = _merge_steps(data, table)
+    fig = _new_figure((9, min(0.9 + 0.32 * len(steps), 3.5)))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.86))
+    unit = 8.6 / len(data)  # width of one byte
+    for row, ids in enumerate(steps):
+        x = 0.2
+        for token in ids:
+            width = unit * len(vocab[token])
+            ax.add_patch(plt.Rectangle((x, -row), width - 0.05, 0.8, facecolor=PLAIN if token < 256 else HIGHLIGHT,
+                                       edgecolor="black", linewidth=0.6, gid="token"))
+            ax.text(x + width / 2, -row + 0.4, vocab[token].decode("utf-8", "replace").replace(" ", "␣"),
+                    ha="center", va="center", fontsize=8, family="monospace", gid=f"row {row}")
+            x += width
+        ax.text(8.95, -row + 0.4, f"{len(ids)}", ha="left", va="center", fontsize=8)
+    ax.set_xlim(0, 9.4)
+    ax.set_ylim(-len(steps) + 0.8, 0.9)
+    ax.set_axis_off()
+    fig.suptitle(f"BPE encoding {word!r}: {len(data)} bytes -> {len(steps[-1])} tokens in {len(steps) - 1} merges "
+                 f"(orange = a merged token; right: tokens per row)", fontsize=9)
+    return fig
