@@ -178,3 +178,14 @@ def test_bpe_merges_takes_notebook_01s_dict_of_merges():
 def test_bpe_merges_refuses_bad_arguments(word, merges, match):
     with pytest.raises(ValueError, match=match):
         figures.bpe_merges(word, merges)
+
+
+def test_four_routes_draws_every_route_of_notebook_06():
+    from helpers.experiment.routes import ROUTES  # torch and transformers: only this test needs them
+
+    fig = figures.four_routes()
+    ax = fig.axes[0]
+    drawn = {t.get_text().removeprefix("route ") for t in ax.texts if t.get_text().startswith("route ")}
+    assert drawn == set(ROUTES), "a route was added to helpers.experiment.routes: add its column to four_routes"
+    assert len(ax.patches) == 3 * len(ROUTES)  # starts from, trains, costs
+    assert _png_bytes(fig) < MAX_PNG_BYTES

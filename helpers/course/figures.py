@@ -340,3 +340,39 @@ def bpe_merges(word: str, merges) -> Figure:
     fig.suptitle(f"BPE encoding {word!r}: {len(data)} bytes -> {len(steps[-1])} tokens in {len(steps) - 1} merges "
                  f"(orange = a merged token; right: tokens per row)", fontsize=9)
     return fig
+
+
+# notebook 06's routes (keys of helpers.experiment.routes.ROUTES): what each starts from, trains, and pays
+_ROUTES_06 = {
+    "A": ("our tokenizer + tiny GPT\npretrained on reviews (03)", "every weight\n(full fine-tuning)",
+          "our pretraining compute\n+ the tuning run"),
+    "A0": ("the same tiny GPT,\nrandom weights", "every weight\n(full fine-tuning)",
+           "the tuning run only\n(no pretraining)"),
+    "B": ("SmolLM2-135M-Instruct,\npretrained by others (04)", "LoRA adapters only\n(05)",
+          "the tuning run; the\npretraining is inherited"),
+}
+
+
+def four_routes() -> Figure:
+    """Notebook 06's routes side by side, one column each: what it starts from, what it trains, what its
+    bill counts; all see the same N labelled examples and are scored on the same test set."""
+    fig = _new_figure((9, 3.3))
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.86))
+    rows = [("starts from", 2.2), ("trains", 1.25), ("costs", 0.3)]
+    for name, y in rows:
+        ax.text(0.05, y, name, ha="left", va="center", fontsize=9, style="italic")
+    for k, (route, cells) in enumerate(_ROUTES_06.items()):
+        x = 2.4 + 2.5 * k
+        ax.text(x, 2.95, f"route {route}", ha="center", va="center", fontsize=10, weight="bold")
+        for (_, y), text in zip(rows, cells, strict=True):
+            ax.add_patch(FancyBboxPatch((x - 1.1, y - 0.36), 2.2, 0.72, boxstyle="round,pad=0.03",
+                                        facecolor=HIGHLIGHT if route == "B" else PLAIN, edgecolor="black",
+                                        linewidth=0.8, gid=f"route {route}"))
+            ax.text(x, y, text, ha="center", va="center", fontsize=8)
+    ax.text(9.9, 1.25, "same N labelled\nexamples, same\nloop, same\ntest set", ha="center", va="center",
+            fontsize=8, color="#1d3557")
+    ax.set_xlim(0, 10.6)
+    ax.set_ylim(-0.15, 3.2)
+    ax.set_axis_off()
+    fig.suptitle("Notebook 06: the routes compared (orange: instruct a pretrained model)", fontsize=10)
+    return fig
