@@ -116,7 +116,8 @@ def causal_attention(weights, tokens: list[str] | None = None) -> Figure:
                          f"pass one per position")
     future = np.triu(np.ones((t, t), dtype=bool), k=1)
     fig = _new_figure((5.2, 3.5))
-    ax = fig.add_axes((0.14, 0.14, 0.62, 0.74))
+    bottom = 0.24 if tokens is not None else 0.14  # room for the rotated token labels
+    ax = fig.add_axes((0.17, bottom, 0.58, 0.88 - bottom))
     image = ax.imshow(np.ma.masked_array(w, future), cmap="viridis", vmin=0.0, vmax=max(float(w.max()), 1e-9))
     for i, j in zip(*np.nonzero(future), strict=True):
         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#d9d9d9", edgecolor="#9a9a9a",
@@ -127,7 +128,7 @@ def causal_attention(weights, tokens: list[str] | None = None) -> Figure:
     ax.set_xlabel("key position (attended to)", fontsize=8)
     ax.set_ylabel("query position", fontsize=8)
     ax.set_title("causal attention: grey = future, masked", fontsize=9)
-    colorbar = fig.colorbar(image, cax=fig.add_axes((0.8, 0.14, 0.03, 0.74)))
+    colorbar = fig.colorbar(image, cax=fig.add_axes((0.8, bottom, 0.03, 0.88 - bottom)))
     colorbar.ax.tick_params(labelsize=7)
     return fig
 
