@@ -1,8 +1,14 @@
 """Concept figures drawn by code: the course roadmap and one picture per key idea, each a small, deterministic
 matplotlib `Figure` (no data loading: what a figure shows is passed in).
 
-    roadmap("03")                  # where notebook 03 sits on the two routes
-    causal_attention(weights)      # a (T, T) attention matrix, future positions hatched
+    roadmap("03")                  # where notebook 03 sits on the two routes (every notebook, at the top)
+    causal_attention(weights)      # a (T, T) attention matrix, future positions hatched (02)
+    kv_cache(8)                    # keys/values computed vs read from the cache, per generation step (02)
+    bpe_merges(" word", merges)    # a word's bytes merging step by step (01)
+    training_loop()                # the loop's steps and the callback hooks (03)
+    lora_diagram(576, 8)           # frozen W beside the low-rank B and A, with parameter counts (05)
+    masking_and_packing(labels)    # loss positions padded vs packed, block-diagonal attention (05)
+    four_routes()                  # notebook 06's routes: starts from, trains, costs (06)
 
 Each function builds its figure through pyplot and closes it at once (as `helpers.core.plots.plot_losses`
 does): Jupyter shows the returned figure once, and no pyplot state is left behind. Sizes stay at most
