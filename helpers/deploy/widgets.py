@@ -168,14 +168,15 @@ def break_even_summary(result, requests_per_month: float) -> str:
             f"{result.cheapest(requests_per_month)} is cheapest.")
 
 
-# (slider, field of BreakEvenInputs, min, max, step or None for a log slider (min/max are exponents))
+# (slider, field of BreakEvenInputs, min, max, step or None for a log slider (min/max are exponents),
+#  readout in d3-format, as ipywidgets writes it: ",.0f" 1,200 | ".2f" 0.29 | ".2r" 0.14)
 _BREAK_EVEN_SLIDERS = (
-    ("hardware price (EUR)", "local_hardware_eur", 200, 20_000, 100),
-    ("power (W)", "local_power_w", 5, 1_000, 5),
-    ("energy (EUR/kWh)", "energy_eur_per_kwh", 0.05, 0.8, 0.01),
-    ("cloud GPU (EUR/h)", "cloud_eur_per_hour", 0.1, 10.0, 0.05),
-    ("API in (EUR/M tok)", "api_eur_per_m_in", -2, 1.5, None),
-    ("API out (EUR/M tok)", "api_eur_per_m_out", -2, 2, None),
+    ("hardware price (EUR)", "local_hardware_eur", 200, 20_000, 100, ",.0f"),
+    ("power (W)", "local_power_w", 5, 1_000, 5, ",.0f"),
+    ("energy (EUR/kWh)", "energy_eur_per_kwh", 0.05, 0.8, 0.01, ".2f"),
+    ("cloud GPU (EUR/h)", "cloud_eur_per_hour", 0.1, 10.0, 0.05, ".2f"),
+    ("API in (EUR/M tok)", "api_eur_per_m_in", -2, 1.5, None, ".2r"),
+    ("API out (EUR/M tok)", "api_eur_per_m_out", -2, 2, None, ".2r"),
 )
 
 
@@ -200,18 +201,18 @@ def break_even_widget(inputs, requests_per_month: float = 1e5, max_requests: flo
                   continuous_update=False)  # one redraw when the slider is let go, not one per pixel dragged
     sliders = {
         "requests": w.FloatLogSlider(value=requests_per_month, base=10, min=2, max=8, step=0.1,
-                                     description="requests / month", readout_format=".2g", **common),
+                                     description="requests / month", readout_format=".2s", **common),
         "tokens": w.IntSlider(value=int(inputs.tokens_per_request), min=50, max=4_000, step=50,
                               description="tokens / request", **common),
     }
-    for label, name, lo, hi, step in _BREAK_EVEN_SLIDERS:
+    for label, name, lo, hi, step, readout in _BREAK_EVEN_SLIDERS:
         value = getattr(inputs, name)
         if step is None:
             sliders[name] = w.FloatLogSlider(value=value, base=10, min=lo, max=hi, step=0.05, description=label,
-                                             readout_format=".2g", **common)
+                                             readout_format=readout, **common)
         else:
             sliders[name] = w.FloatSlider(value=min(max(value, lo), hi), min=lo, max=hi, step=step,
-                                          description=label, readout_format=".3g", **common)
+                                          description=label, readout_format=readout, **common)
     summary = w.HTML()
     image = w.Image(format="png", layout=w.Layout(width="100%", max_width="700px"))
 
