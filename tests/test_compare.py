@@ -356,6 +356,12 @@ def test_update_ledger_replaces_this_experiments_records_only(tmp_path):
     assert [r.name for r in Ledger.load(path)] == ["pretrain", "b"] == [r.name for r in ledger]
 
 
+def test_money_reads_as_euros_with_sensible_digits():
+    """Issue 15: the article table showed '3.6e-05 (cloud equivalent 3.5e-05)'."""
+    amounts = (3.6e-05, 0.00037, 1.5, 1234.5, 0.0, float("nan"), None)
+    assert [R.euros(x) for x in amounts] == ["€0.000036", "€0.00037", "€1.50", "€1,234", "€0", "n/a", "n/a"]
+
+
 def test_plots_draw_every_route():
     runs = R.runs_table(
         [_record(f"{k}{n}", k, n, 0.6) for k in ("A", "A0", "B") for n in (0, 4, 16)]

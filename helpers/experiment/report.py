@@ -15,6 +15,7 @@ that `helpers.experiment.compare` produces (notebook 06).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,6 +210,17 @@ def _route_row(
     return row
 
 
+def euros(x: float | None) -> str:
+    """Money as a person reads it, two significant digits for small sums: 3.6e-05 -> '€0.000036',
+    0.00037 -> '€0.00037', 1.5 -> '€1.50', 1234.5 -> '€1,234', None or NaN -> 'n/a'."""
+    if x is None or pd.isna(x):
+        return "n/a"
+    if x == 0 or abs(x) >= 10:
+        return f"€{x:,.0f}"
+    digits = max(2, 1 - math.floor(math.log10(abs(x))))
+    return f"€{x:.{digits}f}"
+
+
 def _sci(x: float | None) -> str:
     return "not counted" if x is None or pd.isna(x) else "0" if x == 0 else f"{x:.2g}"
 
@@ -245,8 +257,8 @@ def article_view(table: pd.DataFrame) -> pd.DataFrame:
             "Dataset": data,
             "Compute (FLOPs)": _compute_words(r),
             "Time": f"{r['tuning_seconds']:.1f} s tuning{pre_time}",
-            "Money (EUR, own machine)": f"{r['tuning_eur']:.2g} (cloud equivalent "
-            f"{'n/a' if pd.isna(r['tuning_cloud_eur']) else format(r['tuning_cloud_eur'], '.2g')})",
+            "Money (tuning, own machine)": f"{euros(r['tuning_eur'])} (cloud equivalent "
+            f"{euros(r['tuning_cloud_eur'])})",
             "Adaptability (FAQ)": "not measured"
             if pd.isna(r["faq_adapt_seconds"])
             else f"{r['faq_adapt_seconds']:.1f} s to adapt, {r['faq_accuracy']:.0%} of held-out facts right",
@@ -272,11 +284,25 @@ def update_ledger(records: Sequence[RunRecord], path: str | Path) -> Ledger:
 
 
 def _route_style(key: str) -> dict:
+    """Each route its colour and marker; A0's squares are hollow and larger, so a marker drawn over
+    them (route B and A0 often score the same at N = 0) still shows their outline."""
     return {
-        "A": dict(color="tab:blue", marker="o"),
-        "A0": dict(color="tab:gray", marker="s", linestyle="--"),
-        "B": dict(color="tab:orange", marker="^"),
+        "A": dict(color="tab:blue", marker="o", markersize=6),
+        "A0": dict(color="tab:gray", marker="s", linestyle="--", markersize=8, markerfacecolor="none",
+                   markeredgewidth=1.5),
+        "B": dict(color="tab:orange", marker="^", markersize=6),
     }.get(key, {})
+
+
+def _nudge(lines, key: str) -> None:
+    """Shift a route's plotted lines a few points sideways (A left, B right), so routes with the same
+    value at the same x stay visible side by side. Done after plotting: the axis limits were already
+    taken from the unshifted data, so log axes autoscale as usual."""
+    from matplotlib.transforms import ScaledTranslation  # heavy: imported only when a plot is asked for
+
+    inches = {"A": -4, "A0": 0, "B": 4}.get(key, 0) / 72
+    for line in lines:
+        line.set_transform(line.get_transform() + ScaledTranslation(inches, 0, line.figure.dpi_scale_trans))
 
 
 def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None):
@@ -287,7 +313,7 @@ def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None)
     clean = runs[runs["noise"] == 0]
     for key, g in clean.groupby("route_key", sort=False):
         g = g.sort_values("n")
-        ax.plot(g["n"], g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+        _nudge(ax.plot(g["n"], g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key)), key)
     if target is not None:
         ax.axhline(target, color="k", linewidth=0.8, linestyle=":", label=f"target {target:.0%}")
     ax.axhline(0.5, color="tab:red", linewidth=0.6, alpha=0.5)
@@ -321,7 +347,8 @@ def plot_accuracy_vs_compute(runs: pd.DataFrame, pretraining: dict[str, Pretrain
                                                                             strict=True)], index=g.index)
         for ax, x in ((axes[0], g["flops"]), (axes[1], own_x)):
             keep = x > 0  # a log axis has no place for zero compute (route A0 untuned) or NaN (not counted)
-            ax.plot(x[keep], g["accuracy"][keep], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+            lines = ax.plot(x[keep], g["accuracy"][keep], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+            _nudge(lines, key)
     axes[0].set(
         xscale="log",
         xlabel="tuning FLOPs",
@@ -348,7 +375,8 @@ def plot_label_noise(runs: pd.DataFrame, n: int, ax=None):
     for key, g in at.groupby("route_key", sort=False):
         g = g.sort_values("noise")
         if g["noise"].nunique() > 1:
-            ax.plot(g["noise"] * 100, g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+            lines = ax.plot(g["noise"] * 100, g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key))
+            _nudge(lines, key)
     ax.axhline(0.5, color="tab:red", linewidth=0.6, alpha=0.5)
     ax.set(
         xlabel="training labels flipped (%)",
