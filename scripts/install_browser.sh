@@ -14,7 +14,7 @@ PY="${1:-.venv/bin/python}"
 # 1. playwright (the Python driver only; pinned range lives in pyproject.toml's dev extra).
 if ! "$PY" -c 'import playwright' 2>/dev/null; then
     "$PY" -m pip install --quiet "playwright>=1.64,<2" \
-        || echo "install_browser: could not pip install playwright; the browser test will be skipped"
+        || echo "install_browser: could not pip install playwright; the browser tests will be skipped"
 fi
 
 # 2. Chromium from the system package manager.
@@ -34,6 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 if apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; then
     echo "install_browser: installed $(/usr/bin/chromium --version 2>/dev/null)"
 else
-    echo "install_browser: apt-get could not install chromium; the browser test will be skipped"
+    echo "install_browser: apt-get could not install chromium (no network? the offline kit holds no" \
+         "Chromium: install it while the machine still has internet); the browser tests will be skipped"
 fi
 exit 0
