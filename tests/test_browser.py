@@ -1,10 +1,19 @@
-"""A real browser: JupyterLab on localhost, notebook 00 run in headless Chromium, a screenshot kept.
+"""A real browser: JupyterLab on localhost driven by headless Chromium, as a learner meets the course.
 
     COURSE_PROFILE=ci .venv/bin/python -m pytest tests/test_browser.py -v -s
 
-What it proves that nbval cannot: the course opens in JupyterLab, "Run All Cells" finishes without an
-error output, and the ipywidgets front end renders the profile picker (ToggleButtons + HTML) and reacts
-to a click. The screenshot goes to artifacts/screenshots/00_setup.png.
+What it proves that nbval cannot (issue 15), at a 1280x900 window with the file browser open:
+- notebook 00: "Run All Cells" finishes without an error output, and the profile picker (ToggleButtons +
+  HTML) renders and reacts to a click;
+- every notebook opens unmodified: the stored kernelspec and language_info are what JupyterLab writes for
+  the course kernel, so no tab is marked unsaved (and an edit does mark it, so the check can fail);
+- notebook 07, run from a blank copy: the chat streams tokens, Stop ends an answer marked "[stopped]",
+  the next answer is a new one (not the fragment again), and a transcript taller than its box shows its
+  newest reply; moving a break-even slider changes the plot and the summary, with no clipped readout and
+  no sideways scrollbar; no traceback shows at any moment (a MutationObserver watches every output) and
+  the Log Console holds nothing (outputs no cell or widget claimed, errors).
+Screenshots go to artifacts/screenshots/ (00_setup, opened_unmodified, 07_chat, 07_break_even,
+07_log_console; *_failure.png when a test fails).
 
 Needs Debian's `chromium` and PyPI's `playwright` (the driver only: `playwright install` would download a
 browser of its own, which these machines refuse). `make test` runs scripts/install_browser.sh first,
@@ -12,8 +21,8 @@ which installs both where it can (root + apt-get). Elsewhere the test skips and 
 
 Kept on this machine: the server listens on 127.0.0.1 only, with a token; the browser resolves no host
 name but the loopback, and a request elsewhere fails the test; the server's own online features (news
-feed, update check, PyPI extension manager) are switched off; the notebook is run from an output-free
-copy in a temporary folder with autosave off, so the committed notebook is never touched.
+feed, update check, PyPI extension manager) are switched off; notebooks are served from copies in a
+temporary folder (output-free for a run) with autosave off, so the committed notebooks are never touched.
 """
 
 from __future__ import annotations
