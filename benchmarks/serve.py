@@ -40,7 +40,7 @@ from helpers.core.data import test_set
 from helpers.course.catchup import tuned_model
 from helpers.deploy.chat import stream_tokens
 from helpers.deploy.gguf import export_gguf
-from helpers.deploy.serve import LlamaServer, ServerConfig, answer_all, client, load_test, stream_stats
+from helpers.deploy.serve import LlamaServer, ServerConfig, answer_all, client, load_test, measure_stream
 from helpers.instruct.instructions import FAQ_SYSTEM, load_faq, sentiment_prompt
 from helpers.instruct.scoring import faq_accuracy, score_faq, score_sentiment, sentiment_accuracy
 from helpers.measure.intervals import wilson_interval
@@ -88,12 +88,11 @@ def run_llama(path: Path, args: argparse.Namespace, eos_ids: list[int]) -> dict:
     reviews, items = test_set(args.reviews), load_faq("heldout", args.faq)
     with LlamaServer(ServerConfig(path)) as server:
         api = client(server.base_url)
-        runs = [stream_stats(api, QUESTION, args.new_tokens, eos_ids) for _ in range(1 + args.repeats)][1:]
-        runs.sort(key=lambda s: s.tokens_per_second)
+        stats = measure_stream(api, QUESTION, args.new_tokens, eos_ids, args.repeats)
         sentiment = score_sentiment(answer_all(api, sentiment_chats(reviews), 4), list(reviews["label"]))
         faq = score_faq(answer_all(api, faq_chats(items), args.faq_tokens), items)
-        return {"first_token_s": sorted(r.first_token_seconds for r in runs)[len(runs) // 2],
-                "tokens_per_s": runs[len(runs) // 2].tokens_per_second, "peak_mb": server.peak_memory_mb(),
+        return {"first_token_s": stats.first_token_seconds, "tokens_per_s": stats.tokens_per_second,
+                "peak_mb": server.peak_memory_mb(),
                 "sentiment": [sentiment.correct, sentiment.n], "faq": [faq.correct, faq.n],
                 "startup_s": server.startup_seconds, "file_mb": path.stat().st_size / 1e6}
 

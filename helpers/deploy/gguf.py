@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.core.io import TMP_PREFIX, clean_stale, replace_dir, write_text
-from helpers.deploy.runtime import INSTALL, LLAMA_CPP_PYTHON, check_runtime, runtime_env
+from helpers.deploy.runtime import INSTALL, LLAMA_CPP_PYTHON, check_runtime, default_threads, runtime_env
 
 CONVERTER_ENV = "LLAMA_CPP_CONVERTER_DIR"  # overrides where the unpacked converter lives
 CONVERTER_DIR = Path(sys.prefix) / "share" / f"llama.cpp-converter-{LLAMA_CPP_PYTHON}"  # beside the runtime
@@ -240,7 +240,7 @@ def run_gguf(path: str | os.PathLike, ids: Sequence[int], new_tokens: int = 0,
         out = Path(tmp) / "logits.npy"
         args = {"model": str(path), "lora": str(lora) if lora else None, "ids": [int(i) for i in ids],
                 "new": new_tokens, "n_ctx": len(ids) + new_tokens + 8, "out": str(out),
-                "threads": threads or os.cpu_count() or 1}
+                "threads": threads or default_threads()}
         done = _run([sys.executable, "-c", _EVALUATE, json.dumps(args)], f"llama.cpp on {path}")
         return GgufRun(np.load(out), json.loads(done.stdout.strip().splitlines()[-1]))
 

@@ -14,6 +14,10 @@ llama.cpp's OpenMP threads then sleep between the many small steps of decoding: 
 (30-38 instead of ~105 tokens/s for SmolLM2-135M on 2 cores). So every llama.cpp process (converter,
 quantiser, server) starts from `runtime_env()`, which leaves that variable out.
 
+Build note: `make setup` builds AVX2-level code on x86-64 (GGML_NATIVE=OFF, see the Makefile). A native
+build on the course machines (Xeon with AMX and AVX-512) crashed with a segfault on every quantised GGUF
+(Q8_0, Q4_0, and the Q4_1 our model wheel ships) in the AMX weight repacking; f16 ran.
+
 Left out on purpose: GPU builds (CUDA/Metal need their own build flags: see llama-cpp-python's README), and
 importing llama_cpp in-process (its threads would inherit this process's OpenMP settings).
 """
@@ -49,6 +53,16 @@ class Runtime:
     server: bool  # llama_cpp.server imports (the [server] extra: fastapi, uvicorn, ...)
     python: str
     system_info: str  # llama.cpp's own line about the CPU features it was built for (AVX2, ...)
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp's decoding: every core but one (one on a 2-core machine).
+
+    llama.cpp's threads meet at a barrier after every step of every token, so one thread that the OS parks
+    for another program stalls all the others. Measured on 2 cores shared with other work (SmolLM2-135M
+    Q8_0): 1 thread 27-33 tokens/s, 2 threads 3-14. On an idle machine all cores are faster (`threads=`).
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def runtime_env(env: Mapping[str, str] | None = None) -> dict[str, str]:

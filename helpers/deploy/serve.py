@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.core.netguard import is_loopback
-from helpers.deploy.runtime import check_runtime, runtime_env
+from helpers.deploy.runtime import check_runtime, default_threads, runtime_env
 from helpers.measure.latency import StreamStats
 
 MODEL_NAME = "local"  # what clients pass as `model=`: the server holds one model and ignores the name
@@ -65,7 +65,7 @@ class ServerConfig:
     model: str | os.PathLike
     host: str = "127.0.0.1"  # loopback: only programs on this machine can connect
     port: int = 0  # 0: pick a free port
-    threads: int | None = None  # None: every core (decoding one token at a time wants them all)
+    threads: int | None = None  # None: runtime.default_threads(), every core but one (see there why)
     n_ctx: int = 2048  # tokens of context: the course's longest prompt + answer is ~600
     lora: str | os.PathLike | None = None  # a GGUF LoRA adapter applied on top of `model` at load time
     allow_remote: bool = False  # True: bind an address other machines can reach (you add auth and TLS)
@@ -128,7 +128,7 @@ class LlamaServer:
 
     def command(self) -> list[str]:
         c = self.config
-        threads = str(c.threads or os.cpu_count() or 1)
+        threads = str(c.threads or default_threads())
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(c.model), "--host", c.host,
                "--port", str(self.port), "--n_threads", threads, "--n_threads_batch", threads,
                "--n_ctx", str(c.n_ctx), "--logits_all", "false", "--interrupt_requests", "false",
@@ -219,6 +219,17 @@ def stream_stats(api, messages: list[dict], max_tokens: int, banned_ids: Sequenc
     # with the end ids banned the server writes exactly max_tokens tokens (it may merge a few into one piece)
     new = max_tokens if banned_ids else pieces
     return StreamStats(new, first if first is not None else total, total)
+
+
+def measure_stream(api, messages: list[dict], max_tokens: int, banned_ids: Sequence[int] = (), repeats: int = 3,
+                   warmup: int = 1) -> StreamStats:
+    """Median of `repeats` timed `stream_stats` runs after `warmup` untimed ones (as latency.measure does)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"measure_stream needs repeats >= 1 and warmup >= 0, got {repeats=}, {warmup=}")
+    runs = [stream_stats(api, messages, max_tokens, banned_ids) for _ in range(warmup + repeats)][warmup:]
+    return StreamStats(new_tokens=int(statistics.median(r.new_tokens for r in runs)),
+                       first_token_seconds=statistics.median(r.first_token_seconds for r in runs),
+                       total_seconds=statistics.median(r.total_seconds for r in runs))
 
 
 def answer(api, messages: list[dict], max_tokens: int) -> str:
