@@ -1,4 +1,4 @@
-"""Serving the tuned model: transformers (fp32, bf16) vs llama.cpp (f16, Q8_0, Q4_0), side by side in one run.
+"""Serving the tuned model: transformers (fp32, bf16) vs llama.cpp (f16, Q8_0, Q4_1), side by side in one run.
 
 Goal (issue 14): the served tuned model decodes >= 6x the transformers path's tokens/s (notebook 07's
 `generate` in fp32, batch 1) with its sentiment accuracy inside the transformers model's 95 % interval.
@@ -10,7 +10,7 @@ What is measured, all in this one run, on this machine:
   `--repeats` runs after one warm-up. transformers runs `helpers.deploy.chat.stream_tokens` in a child
   process per precision; llama.cpp is reached through its OpenAI-compatible server on loopback, streamed
   with the `openai` client, so its numbers include HTTP (what an application sees);
-- memory: each child's (transformers) or server's (llama.cpp) peak resident memory (Linux VmHWM);
+- memory: the resident memory of each child (transformers) or server (llama.cpp) after its runs;
 - quality: greedy answers to `--reviews` held-out reviews (sentiment, Wilson 95 % interval) and `--faq`
   held-out FAQ questions per format, scored by `helpers.instruct.scoring`;
 - concurrency: `--clients` clients sending `--requests` short sentiment requests in total to the server
@@ -27,19 +27,20 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import torch
 
 from helpers.core.data import test_set
 from helpers.course.catchup import tuned_model
 from helpers.deploy.chat import stream_tokens
 from helpers.deploy.gguf import export_gguf
+from helpers.deploy.runtime import default_threads
 from helpers.deploy.serve import LlamaServer, ServerConfig, answer_all, client, load_test, measure_stream
 from helpers.instruct.instructions import FAQ_SYSTEM, load_faq, sentiment_prompt
 from helpers.instruct.scoring import faq_accuracy, score_faq, score_sentiment, sentiment_accuracy
@@ -72,7 +73,7 @@ def transformers_worker(dtype: str, args: argparse.Namespace) -> dict:
     sentiment = sentiment_accuracy(model, tok, test_set(args.reviews))
     faq = faq_accuracy(model, tok, load_faq("heldout", args.faq), max_new_tokens=args.faq_tokens)
     return {"first_token_s": stats.first_token_seconds, "tokens_per_s": stats.tokens_per_second,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+            "memory_mb": psutil.Process().memory_info().rss / 2**20,  # resident now, after the runs
             "sentiment": [sentiment.correct, sentiment.n], "faq": [faq.correct, faq.n],
             "eos_ids": [int(i) for i in ([tok.eos_token_id] if tok.eos_token_id is not None else [])]}
 
@@ -86,13 +87,13 @@ def run_transformers(dtype: str, argv: list[str]) -> dict:
 def run_llama(path: Path, args: argparse.Namespace, eos_ids: list[int]) -> dict:
     """One GGUF through the OpenAI-compatible server: batch-1 speed, memory, quality."""
     reviews, items = test_set(args.reviews), load_faq("heldout", args.faq)
-    with LlamaServer(ServerConfig(path)) as server:
+    with LlamaServer(ServerConfig(path, threads=args.threads)) as server:
         api = client(server.base_url)
         stats = measure_stream(api, QUESTION, args.new_tokens, eos_ids, args.repeats)
         sentiment = score_sentiment(answer_all(api, sentiment_chats(reviews), 4), list(reviews["label"]))
         faq = score_faq(answer_all(api, faq_chats(items), args.faq_tokens), items)
         return {"first_token_s": stats.first_token_seconds, "tokens_per_s": stats.tokens_per_second,
-                "peak_mb": server.peak_memory_mb(),
+                "memory_mb": server.memory_mb(),
                 "sentiment": [sentiment.correct, sentiment.n], "faq": [faq.correct, faq.n],
                 "startup_s": server.startup_seconds, "file_mb": path.stat().st_size / 1e6}
 
@@ -102,7 +103,7 @@ def table(rows: dict[str, dict]) -> pd.DataFrame:
     for name, r in rows.items():
         iv = wilson_interval(*r["sentiment"])
         out[name] = {"first token (s)": round(r["first_token_s"], 3), "tokens/s": round(r["tokens_per_s"], 1),
-                     "peak memory (MB)": round(r["peak_mb"]), "sentiment acc [95 % CI]": str(iv),
+                     "memory (MB)": round(r["memory_mb"]), "sentiment acc [95 % CI]": str(iv),
                      "FAQ acc": f"{r['faq'][0]}/{r['faq'][1]}"}
     return pd.DataFrame(out).T
 
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=300.0, help="s: no load-test request starts later")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads (default: helpers.deploy.runtime.default_threads(), cores - 1)")
     parser.add_argument("--worker", choices=sorted(DTYPES), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -134,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         for kind, f in export.files.items():
             rows[f"llama.cpp {kind}"] = run_llama(f.path, args, eos_ids)
+        print(f"threads: torch {torch.get_num_threads()} (OMP_WAIT_POLICY=PASSIVE), llama.cpp "
+              f"{args.threads or default_threads()} (its own environment, no OMP_WAIT_POLICY)")
         print(table(rows).to_string())
 
         reference = wilson_interval(*rows["transformers fp32"]["sentiment"])
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
               and reference.contains(r["sentiment"][0] / r["sentiment"][1])}
         best = max(ok or rows, key=lambda k: rows[k]["tokens_per_s"])
         print(f"\nfastest llama.cpp format with sentiment accuracy inside fp32's interval {reference}: {best}")
-        with LlamaServer(ServerConfig(export.files[best.split()[-1]].path)) as server:
+        with LlamaServer(ServerConfig(export.files[best.split()[-1]].path, threads=args.threads)) as server:
             chats = sentiment_chats(test_set(min(args.reviews, args.requests)))
             load = load_test(client(server.base_url), chats, args.clients, args.requests, 4, args.deadline)
         print(f"load test ({best}): {args.clients} clients, {args.requests} requests in {load.seconds:.1f} s: "

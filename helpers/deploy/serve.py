@@ -47,6 +47,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from helpers.core.netguard import is_loopback
 from helpers.deploy.runtime import check_runtime, default_threads, runtime_env
 from helpers.measure.latency import StreamStats
@@ -171,15 +173,8 @@ class LlamaServer:
         if self.process is not None:
             _stop(self.process)
 
-    def peak_memory_mb(self) -> float:
-        """The server process's peak resident memory (Linux: VmHWM), else its current resident memory."""
-        status = Path(f"/proc/{self.pid}/status")
-        if status.is_file():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        import psutil  # only off Linux
-
+    def memory_mb(self) -> float:
+        """The server process's resident memory now (MB): the model, its KV cache, Python and the HTTP stack."""
         return psutil.Process(self.pid).memory_info().rss / 2**20
 
     def __enter__(self) -> LlamaServer:
