@@ -135,6 +135,9 @@ class DeploySizes(_Sizes):
     latency_repeats: int = 2  # median of this many runs, after one warm-up run
     canary_repeats: int = 8  # copies of the planted secret among the 30 customer messages
     canary_steps: int = 100  # tiny-GPT fine-tuning steps (~14 passes over the messages): ~5 s, 2 cores
+    serve_reviews: int = 8  # held-out reviews answered per served GGUF format (accuracy and its interval)
+    serve_clients: int = 4  # concurrent clients of the served model's load test
+    serve_requests: int = 8  # short requests in that load test (all clients together)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ PROFILES: dict[str, Profile] = {
             scratch_max_steps=160, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=2,
             lora_max_steps=6, faq_train_rows=16, faq_eval_rows=8, faq_steps=16, faq_max_new_tokens=40,
         ),
-        deploy=DeploySizes(latency_tokens=128, latency_repeats=3, canary_repeats=16, canary_steps=300),
+        deploy=DeploySizes(latency_tokens=128, latency_repeats=3, canary_repeats=16, canary_steps=300,
+                           serve_reviews=60, serve_clients=8, serve_requests=48),
     ),
     "gpu": Profile(
         "gpu",
@@ -198,7 +202,8 @@ PROFILES: dict[str, Profile] = {
             lora_min_steps=10, lora_max_steps=600, faq_train_rows=120, faq_eval_rows=60, faq_steps=100,
             faq_max_new_tokens=48, score_batch_size=32,
         ),
-        deploy=DeploySizes(latency_tokens=256, latency_repeats=5, canary_repeats=16, canary_steps=600),
+        deploy=DeploySizes(latency_tokens=256, latency_repeats=5, canary_repeats=16, canary_steps=600,
+                           serve_reviews=552, serve_clients=8, serve_requests=200),
     ),
 }
 
