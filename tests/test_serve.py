@@ -151,7 +151,7 @@ def test_load_test_deadline_bounds_it():
 
 
 @pytest.fixture(scope="module")
-def smollm():
+def smollm(tmp_path_factory):
     """The course model (fp32 transformers) and an f16 GGUF that llama.cpp's converter made from it."""
     try:
         runtime.check_runtime()
@@ -161,14 +161,9 @@ def smollm():
     from helpers.instruct.models import load_model
 
     loaded = load_model()
-    folder = loaded.cache_path
-    tmp = folder.parent / f".test-serve-{time.time_ns()}"
-    path = gguf.convert(folder, tmp / "base-f16.gguf")
+    path = gguf.convert(loaded.cache_path, tmp_path_factory.mktemp("gguf") / "base-f16.gguf")
     ids = list(loaded.tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, tokenize=True)["input_ids"])
-    yield loaded, path, ids
-    for p in sorted(tmp.rglob("*"), reverse=True):
-        p.unlink() if p.is_file() else p.rmdir()
-    tmp.rmdir()
+    return loaded, path, ids
 
 
 def _hf_logits(model, ids) -> np.ndarray:
