@@ -143,6 +143,14 @@ def test_attach_energy_measured_or_estimated(simple):
     assert estimated.energy_method.startswith("estimated: 100 W") and "no RAPL" in estimated.energy_method
 
 
+def test_attach_energy_keeps_the_loops_value_unless_a_device_row_is_named(simple):
+    loop = "estimated: 7.5 W = 2 core(s) x 3.75 W per core x 3600.0 s; figure: cpu-server ..."
+    kept = attach_energy(make_record(energy_kwh=0.0075, energy_method=loop), None, simple)
+    assert (kept.energy_kwh, kept.energy_method) == (0.0075, loop)
+    mine = attach_energy(make_record(energy_kwh=0.0075, energy_method=loop), None, simple, "box")
+    assert mine.energy_kwh == pytest.approx(0.1) and mine.energy_method.startswith("estimated: 100 W (box TDP)")
+
+
 def test_unmeasured_record_says_why_it_was_estimated(simple):
     record = make_record(energy_method="unavailable: no RAPL here")  # what the training loop leaves
     c = run_cost(record, simple, "box")

@@ -1,4 +1,5 @@
-"""helpers.core.energy: the RAPL reader on a fake sysfs tree, NVML on a fake pynvml, and the fallbacks.
+"""helpers.core.energy: the RAPL reader on a fake sysfs tree, NVML on a fake pynvml, and the fallbacks;
+helpers.core.power: the estimate's figure chosen by machine class, and a LoRA run's record carrying energy.
 
 Run:  .venv/bin/python -m pytest tests/test_energy.py -q
 """
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 import helpers.core.energy as energy
+from helpers.core import power
 from helpers.core.energy import EnergyMeter, integrate_power, probe, rapl_delta_uj, rapl_zones
+from helpers.core.power import POWER_FIGURES, cpu_class, energy_of, estimate_energy, gpu_class
 
 MAX_UJ = 262_143_328_850  # a real max_energy_range_uj value
 
@@ -160,3 +163,106 @@ def test_integrate_power():
 def test_bad_poll_interval():
     with pytest.raises(ValueError, match="poll_s"):
         EnergyMeter("cpu", poll_s=0)
+
+
+# ----------------------------------------------------------------------------- estimates (helpers.core.power)
+
+
+@pytest.mark.parametrize(("name", "battery", "expected"), [
+    ("Intel(R) Xeon(R) Processor", None, "cpu-server"),  # this shared machine's name under its VM
+    ("Intel(R) Xeon(R) Platinum 8480+", False, "cpu-server"),
+    ("AMD EPYC 9654 96-Core Processor", None, "cpu-server"),
+    ("Neoverse-V1", None, "cpu-server"),
+    ("13th Gen Intel(R) Core(TM) i7-1360P", None, "cpu-laptop"),
+    ("AMD Ryzen 7 7840U w/ Radeon 780M Graphics", None, "cpu-laptop"),
+    ("Apple M2", None, "cpu-laptop"),
+    ("AMD Ryzen 7 7700 8-Core Processor", False, "cpu-desktop"),
+    ("AMD Ryzen 7 7700 8-Core Processor", True, "cpu-laptop"),  # a battery wins over the name
+    (None, None, "cpu-desktop"),
+])
+def test_cpu_class_by_name_and_battery(name, battery, expected):
+    key, why = cpu_class(name, battery)
+    assert key == expected and why
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("NVIDIA H200", "gpu-h200"), ("NVIDIA H100 80GB HBM3", "gpu-h100"), ("NVIDIA A100-SXM4-40GB", "gpu-a100"),
+    ("Tesla T4", "gpu-t4"), ("NVIDIA GeForce RTX 4090", "gpu-rtx4090"), ("NVIDIA L4", "gpu-other"), (None, "gpu-other"),
+])
+def test_gpu_class_by_name(name, expected):
+    assert gpu_class(name) == expected
+
+
+def test_server_cpu_estimate_is_a_share_per_core_not_the_whole_socket():
+    kwh, method = estimate_energy("cpu", 3600.0, cores=2, cpu_name="Intel(R) Xeon(R) Processor")
+    assert kwh == pytest.approx(2 * 360 / 96 / 1000)  # 2 cores x 3.75 W for an hour = 7.5 Wh
+    assert method.startswith("estimated: 7.5 W = 2 core(s) x 3.75 W per core x 3600.0 s")
+    assert "cpu-server" in method and "EPYC 9654" in method and "Xeon" in method
+
+
+def test_laptop_estimate_is_capped_at_the_whole_chip():
+    kwh, method = estimate_energy("cpu", 3600.0, cores=16, cpu_name="Intel(R) Core(TM) i7-1360P")
+    assert kwh == pytest.approx(0.028) and "capped at the whole chip" in method
+
+
+def test_gpu_estimate_is_the_board_power_per_process():
+    kwh, method = estimate_energy("cuda:0", 1800.0, cores=8, gpu_name="NVIDIA H100 80GB HBM3", processes=2)
+    assert kwh == pytest.approx(2 * 700 * 0.5 / 1000)
+    assert "gpu-h100" in method and "NVIDIA H100 datasheet" in method and "board only" in method
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"seconds": -1.0}, "seconds"), ({"seconds": float("nan")}, "seconds"), ({"cores": 0}, "cores"),
+    ({"processes": True}, "processes"),
+])
+def test_estimate_refuses_bad_input(kwargs, match):
+    args = {"device": "cpu", "seconds": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        estimate_energy(**args)
+
+
+def test_energy_of_keeps_a_measurement_and_says_why_it_estimated(monkeypatch):
+    class Meter:
+        def __init__(self, kwh, method):
+            self.kwh, self.method = kwh, method
+
+    assert energy_of(Meter(0.25, "measured: RAPL"), "cpu", 10.0) == (0.25, "measured: RAPL")
+    monkeypatch.setattr(power, "this_cpu_name", lambda: "AMD EPYC 9654 96-Core Processor")
+    monkeypatch.setattr(power, "this_machine_has_battery", lambda: False)
+    kwh, method = energy_of(Meter(None, "unavailable: no RAPL here"), "cpu", 3600.0, cores=4)
+    assert kwh == pytest.approx(0.015) and method.endswith("; not measured because no RAPL here")
+
+
+def test_assumption_rows_take_their_power_from_the_one_table():
+    from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS
+
+    for key, device in DEFAULT_ASSUMPTIONS.devices.items():
+        figure = POWER_FIGURES[key]
+        assert (device.power_w.value, device.power_w.source, device.power_w.date) == (
+            figure.watts, figure.source, figure.date)
+
+
+def test_a_lora_run_record_carries_energy():
+    """The loop fills energy for every record: measured where a counter exists, else estimated for this
+    machine's class with the figure stated (notebook 05's LoRA record had none before)."""
+    from tiny_llama import tiny_llama, tiny_tokenizer
+
+    from helpers.course.profiles import InstructSizes
+    from helpers.instruct import lora
+    from helpers.instruct.instructions import Example
+    from helpers.instruct.models import LoadedModel
+
+    loaded = LoadedModel(tiny_llama(), tiny_tokenizer(), None, "test", 0.0)
+    sizes = InstructSizes(max_length=128, batch_size=2, max_steps=2, learning_rate=1e-2, lora_r=4, lora_alpha=8)
+    examples = [Example(f"Question {i}?", f"Answer {i}.") for i in range(4)]
+    record = lora.tune(loaded, sizes, examples, precision="fp32", device="cpu", peak_flops=1e9).record
+    assert record.energy_kwh is not None and record.energy_kwh > 0
+    if record.energy_method.startswith("estimated"):
+        import torch
+
+        expected, _ = estimate_energy("cpu", record.wall_seconds, torch.get_num_threads(), power.this_cpu_name(),
+                                      power.this_machine_has_battery())
+        assert record.energy_kwh == pytest.approx(expected)
+        assert "figure: cpu-" in record.energy_method and "not measured because" in record.energy_method
+    else:
+        assert record.energy_method.startswith("measured: RAPL")

@@ -45,8 +45,8 @@ class RunRecord:
     total_params: int
     final_train_loss: float | None = None
     final_val_loss: float | None = None
-    energy_kwh: float | None = None  # filled by helpers.measure.money (measured or estimated)
-    energy_method: str | None = None  # "measured: RAPL", "estimated: 65 W x time", ...
+    energy_kwh: float | None = None  # the loop fills it: measured (RAPL/NVML), else estimated (core.power)
+    energy_method: str | None = None  # "measured: RAPL ...", "estimated: 2 core(s) x 3.75 W per core ..."
     losses: list[float] = field(default_factory=list)  # training loss per optimiser step
     val_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"accuracy": 0.81}

@@ -9,7 +9,8 @@
 - `capture(run)` -> `Checkpoint` and `restore_from(run, checkpoint)`: a run to its checkpoint and back (the
   file format is `helpers.core.checkpoints`).
 - `record(run, wall, meter)` -> `RunRecord`: time, tokens, FLOPs (only when the config counts them:
-  `FLOPS_NOT_COUNTED` otherwise), MFU, memory, energy and losses, summed over the processes.
+  `FLOPS_NOT_COUNTED` otherwise), MFU, memory, energy (measured by the meter, else estimated by
+  `helpers.core.power`) and losses, summed over the processes.
 
 Left out on purpose: the order of the steps and the step itself (`helpers.core.training`), and the loop's
 parts that need no run (`helpers.core.loop_parts`).
@@ -35,6 +36,7 @@ from helpers.core.checkpoints import (
 )
 from helpers.core.device import PrecisionPolicy
 from helpers.core.loop_parts import all_reduce, peak_memory
+from helpers.core.power import energy_of
 from helpers.core.records import RunRecord
 from helpers.core.train_config import TrainConfig
 
@@ -151,6 +153,8 @@ def record(run: Run, wall: float, meter) -> RunRecord:
         flops, flops_method, achieved, mfu = None, FLOPS_NOT_COUNTED, None, None
     params = list(run.raw_model.parameters())
     tail = state.losses[-10:]
+    gpu = torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else None
+    energy_kwh, energy_method = energy_of(meter, run.device.type, wall, torch.get_num_threads(), gpu, world)
     return RunRecord(
         name=config.name, route=config.route, device=run.device.type, precision=run.policy.name,
         steps=state.step, wall_seconds=wall, tokens=tokens, flops=flops, flops_method=flops_method,
@@ -159,7 +163,7 @@ def record(run: Run, wall: float, meter) -> RunRecord:
         total_params=sum(p.numel() for p in params),
         final_train_loss=sum(tail) / len(tail) if tail else None,
         final_val_loss=state.val_losses[-1][1] if state.val_losses else None,
-        energy_kwh=getattr(meter, "kwh", None), energy_method=getattr(meter, "method", None),
+        energy_kwh=energy_kwh, energy_method=energy_method,
         losses=list(state.losses), val_losses=list(state.val_losses),
         extra={
             "label_tokens": label_tokens, "world_size": world, "grad_accum_steps": config.grad_accum_steps,

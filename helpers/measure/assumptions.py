@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 import pandas as pd
 
 from helpers.core.checks import instance, text
+from helpers.core.power import POWER_FIGURES
 
 
 @dataclass(frozen=True)
@@ -65,32 +66,37 @@ def _usd_gpu_hour(instance_usd: float, gpus: int, instance: str, date: str, note
     return Assumption(instance_usd / gpus, "USD/h", source + note, date)
 
 
+def _power(key: str) -> Assumption:
+    """A device's power row from helpers.core.power.POWER_FIGURES (the one home of every TDP, which the
+    training loop also uses to estimate energy where it cannot measure it)."""
+    figure = POWER_FIGURES[key]
+    return Assumption(figure.watts, "W", figure.source, figure.date)
+
+
 _M7I = "AWS EC2 on-demand m7i, us-east-1, $0.0504 per vCPU-hour (aws.amazon.com/ec2/pricing)"
 
 DEVICES: dict[str, DeviceCosts] = {
     "cpu-laptop": DeviceCosts(
         "laptop CPU (Intel Core i7-1360P class)",
-        Assumption(
-            28, "W", "Intel ARK, Core i7-1360P: processor base power 28 W (max turbo 64 W)", "2023-01"
-        ),
+        _power("cpu-laptop"),
         Assumption(1200, "EUR", "illustrative: a business laptop", "2025"),
         Assumption(0.2016, "USD/h", _M7I + ": m7i.xlarge, 4 vCPU 16 GiB", "2024"),
     ),
     "cpu-desktop": DeviceCosts(
         "desktop CPU (AMD Ryzen 7 7700 class)",
-        Assumption(65, "W", "AMD product page, Ryzen 7 7700: default TDP 65 W", "2023-01"),
+        _power("cpu-desktop"),
         Assumption(1000, "EUR", "illustrative: a desktop PC without GPU", "2025"),
         Assumption(0.2016, "USD/h", _M7I + ": m7i.xlarge, 4 vCPU 16 GiB", "2024"),
     ),
     "cpu-server": DeviceCosts(
         "one server CPU socket (AMD EPYC 9654 class, 96 cores)",
-        Assumption(360, "W", "AMD product page, EPYC 9654: default TDP 360 W", "2022-11"),
+        _power("cpu-server"),
         Assumption(15000, "EUR", "illustrative: a 1-socket server", "2025"),
         Assumption(9.6768, "USD/h", _M7I + ": m7i.48xlarge, 192 vCPU", "2024"),
     ),
     "gpu-t4": DeviceCosts(
         "NVIDIA T4 16 GB (Turing; fp16, no bf16)",
-        Assumption(70, "W", "NVIDIA T4 Tensor Core GPU datasheet: max power 70 W", "2019"),
+        _power("gpu-t4"),
         Assumption(2000, "USD", "illustrative: street price of a T4 card", "2025"),
         Assumption(
             0.35, "USD/h", "Google Cloud Compute Engine GPU pricing, NVIDIA T4 on-demand, us-central1", "2024"
@@ -99,7 +105,7 @@ DEVICES: dict[str, DeviceCosts] = {
     ),
     "gpu-a100": DeviceCosts(
         "NVIDIA A100 SXM4 40 GB (Ampere)",
-        Assumption(400, "W", "NVIDIA A100 datasheet: max TDP 400 W (SXM4)", "2021"),
+        _power("gpu-a100"),
         Assumption(15000, "USD", "illustrative: reported street price of one A100 SXM module", "2024"),
         _usd_gpu_hour(32.7726, 8, "p4d.24xlarge (8x A100 40 GB)", "2024"),
         Assumption(
@@ -108,7 +114,7 @@ DEVICES: dict[str, DeviceCosts] = {
     ),
     "gpu-h100": DeviceCosts(
         "NVIDIA H100 SXM5 80 GB (Hopper)",
-        Assumption(700, "W", "NVIDIA H100 datasheet: max TDP up to 700 W (SXM)", "2023"),
+        _power("gpu-h100"),
         Assumption(30000, "USD", "illustrative: reported street price of one H100 SXM module", "2024"),
         _usd_gpu_hour(
             98.32, 8, "p5.48xlarge (8x H100)", "2023-07", "; AWS announced cuts of up to 45% in 2025-06"
@@ -119,7 +125,7 @@ DEVICES: dict[str, DeviceCosts] = {
     ),
     "gpu-rtx4090": DeviceCosts(
         "NVIDIA GeForce RTX 4090 24 GB (Ada, consumer)",
-        Assumption(450, "W", "NVIDIA GeForce RTX 4090 specs: total graphics power 450 W", "2022-10"),
+        _power("gpu-rtx4090"),
         Assumption(1599, "USD", "NVIDIA launch price (MSRP) of the RTX 4090", "2022-10"),
         None,  # not offered by the big clouds
         Assumption(

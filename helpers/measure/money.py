@@ -84,7 +84,9 @@ def attach_energy(
     device_key: str | None = None,
 ) -> RunRecord:
     """Fill record.energy_kwh / energy_method: measured if `meter` (an EnergyMeter that ran around the
-    training) measured something, else power × wall time from the assumptions, labelled "estimated"."""
+    training) measured something; else the record's own energy when the loop filled it and no `device_key`
+    is named (measured, or estimated for this machine's class by helpers.core.power); else power × wall
+    time of the assumptions' `device_key` row, labelled "estimated" (name a row to price your own machine)."""
     _check_record(record)
     instance("assumptions", assumptions, Assumptions, "edit DEFAULT_ASSUMPTIONS with .edit(...)")
     if meter is not None and not hasattr(meter, "kwh"):
@@ -93,6 +95,8 @@ def attach_energy(
         number("meter.kwh", meter.kwh, 0, fix="the meter measured nothing usable: pass meter=None to estimate")
         record.energy_kwh, record.energy_method = meter.kwh, meter.method
         return record
+    if device_key is None and record.energy_kwh is not None:
+        return record  # the training loop's value: measured, or estimated with its figure stated
     key = device_key or default_device_key(record.device)
     power = assumptions.device(key).power_w.value
     record.energy_kwh = estimated_kwh(record.wall_seconds, power)
