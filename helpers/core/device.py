@@ -200,6 +200,17 @@ class HardwareCard:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def rows(self) -> dict[str, object]:
+        """The card as notebook 00 shows it, each name once: on a CPU the device row says "cpu" and the CPU row
+        names the processor (`device_name` and `cpu` are the same string there); on a GPU the device row names
+        the GPU and the CPU row the host's processor."""
+        return {
+            "device": self.device if self.device == "cpu" else f"{self.device}: {self.device_name}",
+            "CPU": self.cpu, "logical CPUs": self.logical_cpus, "physical cores": self.physical_cores,
+            "RAM (GiB)": self.ram_gib, "fp32 matmul (GFLOP/s)": round(self.fp32_flops / 1e9, 1),
+            "bf16 matmul (GFLOP/s)": round(self.bf16_flops / 1e9, 1), "training precision": self.precision,
+        }
+
 
 def hardware_card(
     device: torch.device | str | None = None, matmul_size: int = 1024, seconds: float = 1.0
