@@ -112,11 +112,13 @@ def gpt_config(sizes: PretrainSizes, vocab_size: int, **overrides) -> GPTConfig:
 
 
 def train_config(sizes: PretrainSizes, model: GPT, **overrides) -> TrainConfig:
-    """The loop settings for a profile's pretrain section (helpers.scratch.pretrain.pretrain_config)."""
+    """The loop settings for a profile's pretrain section (helpers.scratch.pretrain.pretrain_config);
+    `overrides` set any TrainConfig field, the profile's own included: train_config(sizes, model, lr=3e-2)."""
     instance("sizes", sizes, PretrainSizes, "a profile's pretrain section: get_profile().pretrain")
     instance("model", model, GPT, "the tiny GPT built with gpt_config(...)")
-    return pretrain_config(model, sizes.max_steps, sizes.learning_rate, sizes.eval_interval, sizes.block_size,
-                           **overrides)
+    own = {"max_steps": sizes.max_steps, "lr": sizes.learning_rate, "eval_interval": sizes.eval_interval}
+    own.update({k: overrides.pop(k) for k in list(own) if k in overrides})  # an override wins over the profile
+    return pretrain_config(model, own["max_steps"], own["lr"], own["eval_interval"], sizes.block_size, **overrides)
 
 
 def pretrain_tiny_gpt(
