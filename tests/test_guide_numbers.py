@@ -1,5 +1,5 @@
 """One source for every number: the instructor guide's measured numbers are the committed notebook outputs,
-and the guide and the design doc name only files that are in the repository.
+and the guide, the design doc and the READMEs name only files that are in the repository.
 
 Run: .venv/bin/python -m pytest tests/test_guide_numbers.py -q
 """
@@ -94,7 +94,7 @@ PATH = re.compile(r"`((?:helpers|tests|docs|notebooks|scripts|data|benchmarks|sh
 GENERATED = ("artifacts/", "wheelhouse/", ".venv/")  # made by the course, not committed
 
 
-@pytest.mark.parametrize("doc", ["docs/instructor.md", "docs/design.md"])
+@pytest.mark.parametrize("doc", ["docs/instructor.md", "docs/design.md", "README.md", "notebooks/solutions/README.md"])
 def test_the_docs_point_only_at_files_in_the_repository(doc):
     path = ROOT / doc
     text = path.read_text()
