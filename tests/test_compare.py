@@ -87,10 +87,11 @@ def _record(name, key, n, acc, noise=0.0, test_set="t1", flops=None, seconds=1.0
 
 @pytest.mark.parametrize("n", [10, 25, 64])
 @pytest.mark.parametrize("fraction", [0.0, 0.2, 0.4, 1.0])
-def test_flip_labels_flips_exactly_the_fraction(n, fraction):
-    labels = np.arange(n) % 2
+def test_flip_labels_flips_exactly_the_fraction_of_each_class(n, fraction):
+    labels = (np.arange(n) % 3 == 0).astype(int)  # unbalanced on purpose: a third positive
     flipped = sentiment.flip_labels(labels, fraction, seed=3)
-    assert int((flipped != labels).sum()) == round(fraction * n)
+    for c in (0, 1):
+        assert int((flipped != labels)[labels == c].sum()) == round(fraction * int((labels == c).sum()))
     assert set(np.unique(flipped)) <= {0, 1}
 
 

@@ -72,10 +72,11 @@ def _needed_not_sustained(ns, accs, target):
 
 def _flip_unseeded(labels, fraction, seed):
     labels = np.asarray(labels)
-    k = round(fraction * labels.size)
     out = labels.copy()
-    idx = np.random.default_rng().permutation(labels.size)[:k]
-    out[idx] = 1 - out[idx]
+    for c in (0, 1):
+        where = np.flatnonzero(labels == c)
+        idx = where[np.random.default_rng().permutation(where.size)[: round(fraction * where.size)]]
+        out[idx] = 1 - c
     return out
 
 

@@ -11,8 +11,13 @@ machine, and a text can only ever be in one split (duplicates are dropped first)
 - `test` (6 %): the fixed held-out test set; every evaluation in the course reads it in the same order,
   so a smaller profile evaluates on a prefix of the same set.
 
-The sentiment *task* uses reviews up to TASK_MAX_CHARS long so a prompt fits the tiny GPT's
-context and a CPU can score hundreds of them; pretraining text has no length limit.
+Two task sets read these splits:
+- `test_set` / `labelled_pool`: short reviews (up to TASK_MAX_CHARS, mostly Rotten Tomatoes sentences) for
+  notebooks 04-05, where a prompt must fit the tiny GPT's context whole;
+- `imdb_test` / `imdb_labelled`: the IMDB reviews (long enough to carry sentiment) for notebook 06's
+  experiment. Its labelled set is every IMDB review outside the test split (pool + pretrain: ~23k), so the
+  ladder reaches 10,000 labels; the pretraining text may contain those reviews *unlabelled* (what
+  semi-supervised learning does), never a test review.
 """
 
 from __future__ import annotations
@@ -120,6 +125,30 @@ def labelled_pool(n: int | None = None, max_chars: int = TASK_MAX_CHARS) -> pd.D
     _check_size("max_chars", max_chars, allow_none=False, minimum=1)
     df = load_reviews()
     return _balanced(df[(df["split"] == "pool") & (df["text"].str.len() <= max_chars)], n)
+
+
+IMDB_SOURCE = "imdb"  # the `source` value of IMDB reviews in the CSV
+
+
+def imdb_test(n: int | None = None) -> pd.DataFrame:
+    """The IMDB reviews of the test split (balanced, prefix-stable; 1,440 in all)."""
+    _check_size("n", n)
+    df = load_reviews()
+    return _balanced(df[(df["split"] == "test") & (df["source"] == IMDB_SOURCE)], n)
+
+
+def imdb_labelled(n: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """n labelled IMDB reviews from outside the test split (pool + pretrain), balanced.
+
+    seed 0 is the hash order's prefix (so a smaller n is a prefix of a larger one); another seed draws
+    a different balanced sample (its own prefix-stable order), for runs repeated over seeds."""
+    _check_size("n", n)
+    _check_size("seed", seed)
+    df = load_reviews()
+    df = df[(df["split"] != "test") & (df["source"] == IMDB_SOURCE)]
+    if seed:
+        df = df.sample(frac=1.0, random_state=seed)
+    return _balanced(df, n)
 
 
 def pretraining_text(max_chars: int | None = None, separator: str = "\n\n") -> str:

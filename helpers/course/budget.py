@@ -39,6 +39,8 @@ from helpers.measure.flops import (
 
 PROMPT_TOKENS = 120  # a short review + the instruction, in SmolLM2 tokens (measured on the test set)
 EXAMPLES_PER_ROW = 2.7  # instruction examples per packed row of 256 tokens (measured in notebook 05)
+IMDB_PROMPT_TOKENS = 150  # notebook 06: an IMDB review cut to the tiny GPT's context + instruction (SmolLM2 tokens)
+IMDB_EXAMPLES_PER_ROW = 1.6  # notebook 06's examples per packed row of 256 tokens
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,19 @@ def notebook_flops(profile: Profile) -> dict[str, tuple[float, str]]:
     lora_train = ins.max_steps * ins.batch_size * ins.max_length * lora
 
     b_recipe = Recipe(c.lora_lr, c.lora_batch_size, c.lora_epochs, c.lora_min_steps, c.lora_max_steps)
-    a_recipe = Recipe(c.scratch_lr, c.scratch_batch_size, c.scratch_epochs, c.scratch_min_steps,
-                      c.scratch_max_steps)
-    b_runs = list(c.n_ladder) + [c.noise_n] * (len([f for f in c.label_noise if f > 0]))
-    b_steps = sum(_route_steps(b_recipe, n / EXAMPLES_PER_ROW) for n in b_runs)  # packed rows per run
+    clf = Recipe(c.clf_lr, c.clf_batch_size, c.clf_epochs, c.clf_min_steps, c.clf_max_steps)
+    # notebook 06's plan: the ladder, the extra seeds at seed_n (route B at the first only), the noise runs
+    extra_seeds = [n for n in c.seed_n for _ in range(c.seeds - 1)]
+    b_runs = list(c.n_ladder) + extra_seeds[: c.seeds - 1] + [c.noise_n]
+    b_steps = sum(_route_steps(b_recipe, n / IMDB_EXAMPLES_PER_ROW) for n in b_runs)  # packed rows per run
     b_train = b_steps * c.lora_batch_size * ins.max_length * lora
-    b_score = (len(b_runs) + 1) * c.test_reviews * PROMPT_TOKENS * fwd  # + the untuned N = 0
+    b_score = (len(b_runs) + 1) * c.test_reviews * IMDB_PROMPT_TOKENS * fwd  # + the untuned N = 0
     faq_adapt = c.faq_steps * c.lora_batch_size * ins.max_length * lora \
         + c.faq_eval_rows * (PROMPT_TOKENS + c.faq_max_new_tokens) * fwd
-    a_steps = sum(_route_steps(a_recipe, n) for n in list(c.n_ladder) + list(c.scratch_extra_n))
-    a_train = 2 * a_steps * c.scratch_batch_size * p.block_size * full  # routes A and A0
+    a_runs = list(c.n_ladder) + list(c.scratch_extra_n) + extra_seeds
+    a_steps = 2 * sum(_route_steps(clf, n) for n in a_runs) \
+        + _route_steps(clf, c.noise_n) * (len(c.label_noise) - 1)  # routes A and A0; A's noise runs
+    a_train = a_steps * c.clf_batch_size * p.block_size * full
 
     canary = 2 * dep.canary_steps * 8 * p.block_size * full  # raw + redacted, batch 8 (notebook 07)
     latency = (dep.latency_repeats + 1) * dep.latency_tokens * fwd  # + one warm-up run
@@ -120,7 +125,7 @@ def notebook_flops(profile: Profile) -> dict[str, tuple[float, str]]:
         "04": (3 * score_reviews + faq_answers, "zero-shot + few-shot (~2x longer) scoring, FAQ answers: 2*N*tokens"),
         "05": (lora_train + 2 * (score_reviews + 2 * faq_answers),
                "LoRA: ~4*N*D (frozen weights need no weight gradients) + before/after evaluation"),
-        "06": (b_train + b_score + faq_adapt + a_train, "route B LoRA ladder + noise runs + scoring, routes A/A0"),
+        "06": (b_train + b_score + faq_adapt + a_train, "route B LoRA ladder + seeds + noise run + scoring, routes A/A0 (class head); route C is seconds"),
         "07": (canary + latency, "canary tuning of the tiny GPT (raw, redacted) + latency generations"),
     }
 

@@ -357,13 +357,15 @@ _ROUTES_06 = {
            "the tuning run only\n(no pretraining)"),
     "B": ("SmolLM2-135M-Instruct,\npretrained by others (04)", "LoRA adapters only\n(05)",
           "the tuning run; the\npretraining is inherited"),
+    "C": ("nothing: word counts\n(TF-IDF), no language model", "a logistic regression\n(scikit-learn)",
+          "seconds of fitting;\nno FLOPs counted"),
 }
 
 
 def four_routes() -> Figure:
     """Notebook 06's routes side by side, one column each: what it starts from, what it trains, what its
     bill counts; all see the same N labelled examples and are scored on the same test set."""
-    fig = _new_figure((9, 3.3))
+    fig = _new_figure((11, 3.3))
     ax = fig.add_axes((0.01, 0.02, 0.98, 0.86))
     rows = [("starts from", 2.2), ("trains", 1.25), ("costs", 0.3)]
     for name, y in rows:
@@ -376,9 +378,9 @@ def four_routes() -> Figure:
                                         facecolor=HIGHLIGHT if route == "B" else PLAIN, edgecolor="black",
                                         linewidth=0.8, gid=f"route {route}"))
             ax.text(x, y, text, ha="center", va="center", fontsize=8)
-    ax.text(9.9, 1.25, "same N labelled\nexamples, same\nloop, same\ntest set", ha="center", va="center",
-            fontsize=8, color="#1d3557")
-    ax.set_xlim(0, 10.6)
+    ax.text(12.35, 1.25, "same N labelled\nexamples, same\ntest set;\nA, A0, B: same\nloop", ha="center",
+            va="center", fontsize=8, color="#1d3557")
+    ax.set_xlim(0, 13.1)
     ax.set_ylim(-0.15, 3.2)
     ax.set_axis_off()
     fig.suptitle("Notebook 06: the routes compared (orange: instruct a pretrained model)", fontsize=10)

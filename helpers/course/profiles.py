@@ -103,12 +103,21 @@ class CompareSizes(_Sizes):
     # The instruction every route reads ({review} = where the review goes). ci: short, because ci's tiny GPT
     # has a 64-token context; cpu/gpu: the course's instruction (helpers.instruct.instructions.SENTIMENT_PROMPT).
     instruction: str = "Is this review positive or negative?\n\n{review}"
-    n_ladder: tuple[int, ...] = (4, 16)  # labelled examples per run, every route (N = 0, untuned, is added)
-    scratch_extra_n: tuple[int, ...] = (64,)  # larger N for routes A/A0 only: the tiny GPT is cheap
-    test_reviews: int = 12  # the fixed test set's prefix; SmolLM2 scores ~10 reviews/s on 2 quiet cores
+    # The task: IMDB reviews cut to the tiny GPT's context (block_size - 1 tokens + the closing token).
+    n_ladder: tuple[int, ...] = (16,)  # labelled examples per run, every route (route B also at N = 0)
+    scratch_extra_n: tuple[int, ...] = (64,)  # larger N for routes A, A0 and C only: they are cheap
+    test_reviews: int = 24  # a prefix of the 1,440 balanced IMDB test reviews; SmolLM2 scores ~8/s on 2 cores
     target_accuracy: float = 0.7  # "examples needed to reach" this in the article's table
-    label_noise: tuple[float, ...] = (0.0, 0.2, 0.4)  # fractions of training labels flipped
-    noise_n: int = 4  # N of the label-noise runs (on the ladder, so the 0 % run is reused)
+    seeds: int = 2  # runs (seeds 0, 1, ...) at each N of seed_n: the verdicts' points
+    seed_n: tuple[int, ...] = (16,)  # N repeated over seeds: A, A0, C at each; route B at the first only
+    label_noise: tuple[float, ...] = (0.0, 0.2, 0.4)  # share of each class's training labels flipped
+    noise_n: int = 16  # N of the label-noise runs (on the ladder, so the 0 % run is reused)
+    clf_lr: float = 3e-3  # routes A/A0 as classifiers (class head, every weight trained)
+    clf_lr_random: float = 3e-3  # route A0 (random start) tolerates a higher rate
+    clf_batch_size: int = 8
+    clf_epochs: float = 2.0
+    clf_min_steps: int = 8
+    clf_max_steps: int = 16
     scratch_lr: float = 3e-3  # tiny GPT, full tuning: 3e-3 beat 1e-3 at N=256 (cpu sizes)
     scratch_batch_size: int = 8
     scratch_epochs: float = 8.0  # at 2 epochs the cpu tiny GPT stayed at chance
@@ -168,11 +177,13 @@ PROFILES: dict[str, Profile] = {
             eval_reviews=200, eval_faq=60, few_shot=4, max_new_tokens=40, train_sentiment=128, max_length=256,
             batch_size=6, max_steps=160, learning_rate=2e-3, lora_r=16, lora_alpha=32,
         ),
-        compare=CompareSizes(
-            instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256), scratch_extra_n=(1024,), test_reviews=50,
-            target_accuracy=0.75, noise_n=64, scratch_batch_size=8, scratch_epochs=8.0, scratch_min_steps=24,
-            scratch_max_steps=160, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=2,
-            lora_max_steps=6, faq_train_rows=16, faq_eval_rows=8, faq_steps=16, faq_max_new_tokens=40,
+        compare=CompareSizes(  # measured plans: docs/research/issue12-recipes.md; budget <= 45 min on 2 cores
+            instruction=COURSE_INSTRUCTION, n_ladder=(64, 256, 1024), scratch_extra_n=(4096, 10000),
+            test_reviews=500, target_accuracy=0.8, seeds=3, seed_n=(64, 256), noise_n=256,
+            clf_lr=5e-4, clf_lr_random=1e-3, clf_batch_size=32, clf_epochs=2.0, clf_min_steps=100,
+            clf_max_steps=250, scratch_batch_size=8, scratch_epochs=8.0, scratch_min_steps=24,
+            scratch_max_steps=160, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=4,
+            lora_max_steps=200, faq_train_rows=16, faq_eval_rows=8, faq_steps=16, faq_max_new_tokens=40,
         ),
         deploy=DeploySizes(latency_tokens=128, latency_repeats=3, canary_repeats=16, canary_steps=300,
                            serve_reviews=60, serve_clients=8, serve_requests=48),
@@ -193,11 +204,11 @@ PROFILES: dict[str, Profile] = {
             batch_size=16, max_steps=600, learning_rate=5e-4, lora_r=16, lora_alpha=32,
         ),
         compare=CompareSizes(
-            instruction=COURSE_INSTRUCTION, n_ladder=(16, 64, 256, 1024), scratch_extra_n=(2048,),
-            # the labelled pool holds 2,138 balanced reviews of <= TASK_MAX_CHARS: 4,096 stopped notebook 06 on
-            # the H200 (2026-11-30)
-            test_reviews=552,  # every short balanced test review (helpers.core.data.test_set)
-            target_accuracy=0.85, noise_n=1024, scratch_batch_size=32, scratch_epochs=4.0,
+            instruction=COURSE_INSTRUCTION, n_ladder=(64, 256, 1024, 4096), scratch_extra_n=(10000, 20000),
+            test_reviews=1440,  # every balanced IMDB test review (helpers.core.data.imdb_test)
+            target_accuracy=0.85, seeds=3, seed_n=(64, 256), noise_n=1024, clf_lr=5e-4, clf_lr_random=1e-3,
+            clf_batch_size=64, clf_epochs=2.0, clf_min_steps=100, clf_max_steps=1000, scratch_batch_size=32,
+            scratch_epochs=4.0,
             scratch_min_steps=50, scratch_max_steps=3000, lora_lr=5e-4, lora_batch_size=16, lora_epochs=2.0,
             lora_min_steps=10, lora_max_steps=600, faq_train_rows=120, faq_eval_rows=60, faq_steps=100,
             faq_max_new_tokens=48, score_batch_size=32,

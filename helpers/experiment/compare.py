@@ -3,6 +3,9 @@ accuracy, the test set's identity and the experiment's facts (N, label noise) ad
 
 - `run_point(route, task, n, noise)`: one point of the N ladder (and of the label-noise runs): tune a route
   on the first n labelled examples, score it on the task; n = 0 scores the model as it is.
+- `ladder_point(route, task, n, crop, noise, seed)`: the same for the IMDB task of issue 12 — any of the
+  four routes (A, A0, B, C) fits `sentiment.imdb_training(n, crop, noise, seed)` and predicts the task;
+  the record carries the number right (`correct`), so intervals and pooled seeds can be computed.
 - `faq_split` and `adapt_to_faq`: adaptability, the time to teach a route the customer-support FAQ and its
   fact accuracy on held-out paraphrases.
 
@@ -26,7 +29,7 @@ import time
 from helpers.core.records import RunRecord
 from helpers.experiment.answer_scoring import generation_accuracy
 from helpers.experiment.routes import LoraRoute
-from helpers.experiment.sentiment import Cropper, SentimentTask, training_examples
+from helpers.experiment.sentiment import Cropper, SentimentTask, TokenCrop, imdb_training, training_examples
 from helpers.instruct import instructions
 from helpers.instruct.scoring import prompt_ids, score_faq
 
@@ -94,6 +97,46 @@ def run_point(
             "scoring": "constrained log-likelihood of 'positive' vs 'negative' after the prompt",
         }
     )
+    if generation:
+        gen = generation_accuracy(route, model, task)
+        record.metrics["accuracy_generated"] = gen.accuracy
+        record.metrics["malformed_generated"] = gen.malformed / gen.n
+    return record
+
+
+SCORING = {
+    "A": "class head on the closing token (argmax)",
+    "A0": "class head on the closing token (argmax)",
+    "B": "likelier answer word after the instruction (constrained log-likelihood)",
+    "C": "logistic regression's decision (argmax)",
+}
+
+
+def ladder_point(route, task: SentimentTask, n: int, crop: TokenCrop, noise: float = 0.0, seed: int = 0,
+                 generation: bool = False) -> RunRecord:
+    """One run of the IMDB ladder: `route` fits n labelled reviews (seeded sample, a `noise` share of each
+    class flipped) and predicts `task`. n = 0 scores the model as it is (route B only: the others have
+    nothing to predict with before training). The record gets accuracy, the count right (`correct`),
+    the share answered "positive", the test set's name and the experiment's facts."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n (labelled examples) must be an int >= 0, got {n!r}")
+    name = f"{route.key} N={n}" + (f" noise={noise:.0%}" if noise else "") + (f" seed={seed}" if seed else "")
+    if n == 0:
+        if not hasattr(route, "untuned"):
+            raise ValueError(f"route {route.key} has no model before training: N = 0 exists for route B only")
+        model = route.untuned()
+        record = _untrained_record(name, route.route, model)
+    else:
+        model, record = route.fit(imdb_training(n, crop, noise, seed), name, task.prompt)
+    scored = route.predict(model, task)
+    labels = list(task.labels)
+    correct = int(sum(int(p) == y for p, y in zip(scored.predictions, labels, strict=True)))
+    record.metrics.update({"accuracy": correct / len(labels), "correct": float(correct),
+                           "says_positive": float(sum(int(p) for p in scored.predictions) / len(labels))})
+    record.test_set = task.name
+    record.extra.update({"experiment": EXPERIMENT, "route_key": route.key, "n_examples": n, "label_noise": noise,
+                         "seed": seed, "n_test": len(labels), "score_seconds": round(scored.seconds, 3),
+                         "scoring": SCORING.get(route.key, "")})
     if generation:
         gen = generation_accuracy(route, model, task)
         record.metrics["accuracy_generated"] = gen.accuracy

@@ -10,7 +10,11 @@ that `helpers.experiment.compare` produces (notebook 06).
   FLOPs counted by different methods are never added: a route's own compute (pretraining we ran +
   tuning) is a sum only when both were counted the same way, and compute inherited from a model card
   (another party's run, estimated from its card) always stays in a column of its own.
-- `update_ledger` and the plots: accuracy vs N, accuracy vs compute (log axes), label noise.
+- `points_table`: the runs pooled per (route, N, noise) over seeds, each accuracy with its Wilson 95 %
+  interval on all the predictions pooled, and the seeds' range.
+- `reach` / `needs_more` / `interval_order` / `claims_table`: the article's claims judged from intervals —
+  *supported*, *contradicted* or *inconclusive* — never True/False from point values.
+- `update_ledger` and the plots: accuracy vs N (with error bars), accuracy vs compute (log axes), label noise.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from helpers.experiment.compare import EXPERIMENT
 from helpers.experiment.routes import ROUTE_LABELS, ROUTES
 from helpers.measure import flops as flop_counts
 from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS
+from helpers.measure.intervals import wilson_interval
 from helpers.measure.ledger import EmptyLedgerError, Ledger, compare
 from helpers.measure.money import run_cost
 
@@ -100,7 +105,11 @@ def runs_table(records: Sequence[RunRecord], assumptions=DEFAULT_ASSUMPTIONS) ->
                 "route": r.route,
                 "n": int(r.extra.get("n_examples", -1)),
                 "noise": float(r.extra.get("label_noise", 0.0)),
+                "seed": int(r.extra.get("seed", 0)),
                 "accuracy": r.metrics["accuracy"],
+                "correct": int(r.metrics.get("correct", -1)),
+                "n_test": int(r.extra.get("n_test", -1)),
+                "says_positive": r.metrics.get("says_positive"),
                 "accuracy_generated": r.metrics.get("accuracy_generated"),
                 "steps": r.steps,
                 "seconds": r.wall_seconds,
@@ -116,9 +125,90 @@ def runs_table(records: Sequence[RunRecord], assumptions=DEFAULT_ASSUMPTIONS) ->
     order = {key: i for i, key in enumerate(ROUTES)}
     table = pd.DataFrame(rows)
     table = table.sort_values(
-        ["route_key", "noise", "n"], key=lambda c: c.map(order) if c.name == "route_key" else c, kind="stable"
+        ["route_key", "noise", "n", "seed"], key=lambda c: c.map(order) if c.name == "route_key" else c,
+        kind="stable",
     )
     return table.reset_index(drop=True)
+
+
+def points_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (route, N, noise): the seeds' predictions pooled (accuracy = all correct / all
+    predictions) with its Wilson 95 % interval, the number of seeds and their range; time, FLOPs and money
+    are the mean per run. Needs runs_table rows with `correct` and `n_test` (from compare.ladder_point)."""
+    if (runs["correct"] < 0).any() or (runs["n_test"] < 1).any():
+        raise ValueError("points_table needs every run's count right and test size: make the runs with "
+                         "helpers.experiment.compare.ladder_point")
+    rows = []
+    for (key, n, noise), g in runs.groupby(["route_key", "n", "noise"], sort=False):
+        correct, total = int(g["correct"].sum()), int(g["n_test"].sum())
+        ci = wilson_interval(correct, total)
+        first = g.iloc[0]
+        rows.append({
+            "route_key": key, "route": first["route"], "n": int(n), "noise": float(noise), "seeds": len(g),
+            "accuracy": correct / total, "low": ci.low, "high": ci.high, "correct": correct, "predictions": total,
+            "seed_min": g["accuracy"].min(), "seed_max": g["accuracy"].max(),
+            "says_positive": g["says_positive"].mean(),
+            "seconds": g["seconds"].mean(), "tokens": g["tokens"].mean(), "flops": g["flops"].mean(),
+            "flops_method": first["flops_method"], "eur": g["eur"].mean(), "cloud_eur": g["cloud_eur"].mean(),
+            "test_set": first["test_set"],
+        })
+    return pd.DataFrame(rows)
+
+
+def interval_order(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """'higher' if interval a lies wholly above b, 'lower' if wholly below, else 'overlap'."""
+    if a[0] > b[1]:
+        return "higher"
+    if a[1] < b[0]:
+        return "lower"
+    return "overlap"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whether a route reached a target accuracy, judged from intervals, and its cost there.
+
+    reached True: from `n` on, every measured N has its interval's low end at or above the target;
+    False: no measured N has its high end at or above it (at `n`, the largest N, it still fell short);
+    None: the intervals straddle the target — not decided at this test size. `cost` is the cost at `n`."""
+
+    reached: bool | None
+    n: int
+    cost: float
+
+
+def reach(points: pd.DataFrame, target: float, cost: str = "n") -> Reach:
+    """A route's Reach from its clean points (columns n, low, high and `cost`)."""
+    g = points.sort_values("n")
+    if g.empty:
+        raise ValueError("no points to judge: pass one route's rows of points_table")
+    rows = list(g.itertuples(index=False))
+    for i, r in enumerate(rows):
+        if all(x.low >= target for x in rows[i:]):
+            return Reach(True, int(r.n), float(getattr(r, cost)))
+    last = rows[-1]
+    if all(x.high < target for x in rows):
+        return Reach(False, int(last.n), float(getattr(last, cost)))
+    return Reach(None, int(last.n), float(getattr(last, cost)))
+
+
+def needs_more(x: Reach, y: Reach) -> str:
+    """Verdict on "route x needs more <cost> than route y to reach the target":
+    supported if y reached it and x either reached it at a higher cost or fell short after spending at
+    least y's cost; contradicted in the mirror case; inconclusive otherwise (e.g. neither reached it)."""
+    def more(a: Reach, b: Reach) -> bool:  # a needs more than b, b having reached the target
+        return b.reached is True and ((a.reached is True and a.cost > b.cost)
+                                      or (a.reached is False and a.cost >= b.cost))
+    if more(x, y):
+        return "supported"
+    if more(y, x):
+        return "contradicted"
+    return "inconclusive"
+
+
+def better(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Verdict on "a is better than b" from two intervals: supported / contradicted / inconclusive."""
+    return {"higher": "supported", "lower": "contradicted", "overlap": "inconclusive"}[interval_order(a, b)]
 
 
 def examples_to_reach(
@@ -291,6 +381,7 @@ def _route_style(key: str) -> dict:
         "A0": dict(color="tab:gray", marker="s", linestyle="--", markersize=8, markerfacecolor="none",
                    markeredgewidth=1.5),
         "B": dict(color="tab:orange", marker="^", markersize=6),
+        "C": dict(color="tab:green", marker="D", linestyle="-.", markersize=5),
     }.get(key, {})
 
 
@@ -300,20 +391,27 @@ def _nudge(lines, key: str) -> None:
     taken from the unshifted data, so log axes autoscale as usual."""
     from matplotlib.transforms import ScaledTranslation  # heavy: imported only when a plot is asked for
 
-    inches = {"A": -4, "A0": 0, "B": 4}.get(key, 0) / 72
+    inches = {"A": -4, "A0": 0, "B": 4, "C": 2}.get(key, 0) / 72
     for line in lines:
         line.set_transform(line.get_transform() + ScaledTranslation(inches, 0, line.figure.dpi_scale_trans))
 
 
 def plot_accuracy_vs_n(runs: pd.DataFrame, target: float | None = None, ax=None):
-    """Accuracy vs labelled examples per route (runs without label noise); N = 0 is the untuned model."""
+    """Accuracy vs labelled examples per route (runs without label noise); N = 0 is the untuned model.
+    Rows of points_table (with `low`/`high`) get their 95 % intervals as error bars."""
     import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
 
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.8))
     clean = runs[runs["noise"] == 0]
     for key, g in clean.groupby("route_key", sort=False):
         g = g.sort_values("n")
-        _nudge(ax.plot(g["n"], g["accuracy"], label=ROUTE_LABELS.get(key, key), **_route_style(key)), key)
+        style = _route_style(key)
+        if "low" in g:
+            bars = ax.errorbar(g["n"], g["accuracy"], yerr=[g["accuracy"] - g["low"], g["high"] - g["accuracy"]],
+                               label=ROUTE_LABELS.get(key, key), capsize=3, elinewidth=1, **style)
+            _nudge([bars.lines[0], *bars.lines[1], *bars.lines[2]], key)
+        else:
+            _nudge(ax.plot(g["n"], g["accuracy"], label=ROUTE_LABELS.get(key, key), **style), key)
     if target is not None:
         ax.axhline(target, color="k", linewidth=0.8, linestyle=":", label=f"target {target:.0%}")
     ax.axhline(0.5, color="tab:red", linewidth=0.6, alpha=0.5)

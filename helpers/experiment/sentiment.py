@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.core.data import LABEL_NAMES, labelled_pool, test_set
+from helpers.core.data import LABEL_NAMES, imdb_labelled, imdb_test, labelled_pool, test_set
 from helpers.instruct import instructions, masking
 
 ANSWERS = tuple(LABEL_NAMES[i] for i in sorted(LABEL_NAMES))  # ("negative", "positive"): index = label
@@ -174,20 +174,24 @@ def sentiment_task(n: int, crop: Cropper | None = None, prompt: str | None = Non
 
 
 def flip_labels(labels: Sequence[int], fraction: float, seed: int = 0) -> np.ndarray:
-    """Flip exactly round(fraction * n) binary labels, chosen by a seeded permutation.
+    """Flip round(fraction * n_c) labels *in each class c*, at positions a seeded permutation picks.
 
-    flip_labels([0, 1, 0, 1, 0], 0.4, seed=0) flips 2 of the 5. The same seed always flips the same
-    positions, and a larger fraction flips a superset of a smaller one (same permutation, longer prefix).
+    The same share of each class is flipped, so the labels keep their balance and the noise is noise, not
+    a shift toward one class: flip_labels([0, 1, 0, 1, 0, 1], 1/3) flips one 0 and one 1. The same seed
+    always flips the same positions, and a larger fraction flips a superset of a smaller one (one
+    permutation per class, a longer prefix of it).
     """
     labels = np.asarray(labels, dtype=np.int64)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1] (0.2 flips 20 % of the labels), got {fraction!r}")
     if labels.size and not np.isin(labels, (0, 1)).all():
         raise ValueError(f"flip_labels needs binary labels 0/1, got {sorted(set(labels.tolist()))}")
-    k = int(round(fraction * labels.size))
-    order = np.random.default_rng(seed).permutation(labels.size)
+    rng = np.random.default_rng(seed)
     out = labels.copy()
-    out[order[:k]] = 1 - out[order[:k]]
+    for c in (0, 1):
+        where = np.flatnonzero(labels == c)
+        chosen = where[rng.permutation(where.size)[: int(round(fraction * where.size))]]
+        out[chosen] = 1 - c
     return out
 
 
@@ -200,3 +204,70 @@ def training_examples(
     texts = list(pool["text"])
     texts = crop(texts) if crop is not None else texts
     return task_examples(texts, flip_labels(pool["label"], noise, seed), prompt)
+
+
+# ----------------------------------------------------------------------------- the IMDB task (issue 12)
+
+
+class TokenCrop:
+    """Cut reviews to their first `n_tokens` tokens of the course tokenizer, decoded back to text.
+
+    Every route then reads the same text: the tiny GPT reads exactly those tokens, SmolLM2 and TF-IDF read
+    the same words. TokenCrop(bpe, 127)(["a long review ..."]) -> ["a long rev..."]; `words` (set by
+    `describe`) reports the crop in words, since "128 tokens" means less text in a small vocabulary."""
+
+    def __init__(self, bpe, n_tokens: int):
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 8:
+            raise ValueError(f"n_tokens must be an int >= 8 (tokens of review kept), got {n_tokens!r}")
+        self.bpe, self.n_tokens = bpe, n_tokens
+
+    def ids(self, text: str) -> list[int]:
+        """The first n_tokens ids of `text` (only a generous prefix of a long text is encoded)."""
+        return self.bpe.encode(text[: self.n_tokens * 16])[: self.n_tokens]
+
+    def crop(self, text: str) -> str:
+        # a cut can split a multi-byte character; decode gives U+FFFD for it, which we drop
+        return self.bpe.decode(self.ids(text)).replace("\ufffd", "").strip()
+
+    def __call__(self, texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("TokenCrop(...) takes a list of reviews: for one review use .crop(text)")
+        return [self.crop(t) for t in texts]
+
+    @property
+    def name(self) -> str:
+        return f"first {self.n_tokens} tokens (vocabulary {self.bpe.vocab_size})"
+
+
+def imdb_task(n: int, crop: TokenCrop, prompt: str = TASK_PROMPT) -> SentimentTask:
+    """The first n IMDB test reviews (balanced), cut by `crop`: notebook 06's one test set."""
+    prompt = check_prompt(prompt)
+    df = imdb_test(n)
+    texts, labels = crop(list(df["text"])), [int(y) for y in df["label"]]
+    n_cut = sum(len(crop.ids(t)) >= crop.n_tokens for t in df["text"])
+    name = f"imdb-test n={len(texts)} {crop.name} sha1={_digest(texts, labels, prompt)}"
+    return SentimentTask(tuple(texts), tuple(labels), name, n_cut, prompt)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Training texts (already cut) and their labels, as every route of notebook 06 gets them."""
+
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+    seed: int
+    noise: float
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def imdb_training(n: int, crop: TokenCrop, noise: float = 0.0, seed: int = 0) -> Labelled:
+    """n labelled IMDB reviews from outside the test split (`helpers.core.data.imdb_labelled`; seed 0 = the
+    hash-order prefix, other seeds another balanced sample), cut by `crop`, with a `noise` share of each
+    class's labels flipped (`flip_labels`, with the same seed)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (labelled examples) must be an int >= 1, got {n!r}")
+    df = imdb_labelled(n, seed)
+    labels = flip_labels(df["label"], noise, seed)
+    return Labelled(tuple(crop(list(df["text"]))), tuple(int(y) for y in labels), seed, noise)

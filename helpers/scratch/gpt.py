@@ -202,13 +202,7 @@ class GPT(nn.Module):
                 f"{self.config.block_size - past} tokens (idx[:, -block_size:]) or build the model with "
                 f"a larger GPTConfig.block_size"
             )
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x, cache)
-        if cache is not None:
-            cache.length += T
-        return self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab_size)
+        return self.lm_head(hidden_states(self.transformer, idx, cache))  # (B, T, vocab_size)
 
     def configure_optimizer_groups(self, weight_decay: float) -> list[dict]:
         """AdamW parameter groups: decay the 2-D matmul weights; never biases, LayerNorms or embeddings.
@@ -263,6 +257,21 @@ class GPT(nn.Module):
             if t in stops:
                 return
             yield t
+
+
+def hidden_states(transformer: nn.ModuleDict, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    """The final LayerNorm's output (B, T, n_embd) of GPT's `transformer` (embeddings, blocks, ln_f) for
+    token ids idx (B, T): what the LM head reads, and what a classifier head on our GPT reads
+    (helpers.scratch.classifier). Sizes are checked by GPT.forward."""
+    past = cache.length if cache is not None else 0
+    T = idx.shape[1]
+    pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+    x = transformer.drop(transformer.wte(idx) + transformer.wpe(pos))  # (B, T, C)
+    for block in transformer.h:
+        x = block(x, cache)
+    if cache is not None:
+        cache.length += T
+    return transformer.ln_f(x)
 
 
 def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:

@@ -17,10 +17,12 @@ def exercise_2():
 
     def my_flip(labels, fraction, seed):
         labels = np.asarray(labels)
-        k = round(fraction * labels.size)
-        order = np.random.default_rng(seed).permutation(labels.size)  # one order per seed: nested prefixes
+        rng = np.random.default_rng(seed)
         out = labels.copy()
-        out[order[:k]] = 1 - out[order[:k]]
+        for c in (0, 1):  # the same share of each class: the labels stay balanced
+            where = np.flatnonzero(labels == c)
+            chosen = where[rng.permutation(where.size)[: round(fraction * where.size)]]  # nested prefixes
+            out[chosen] = 1 - c
         return out
 
     return my_flip

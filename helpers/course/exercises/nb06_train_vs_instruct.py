@@ -49,23 +49,27 @@ def _ex06_1(fn: Any) -> Feedback:
     "06",
     2,
     "Label noise",
-    "Write `my_flip(labels, fraction, seed)` for 0/1 labels: flip exactly "
-    "round(fraction * n) of them, chosen at random with `seed`, so the same seed flips the same ones and "
-    "a larger fraction flips a superset of a smaller one (every point of the noise curve then differs "
-    "only in the extra flips).",
+    "Write `my_flip(labels, fraction, seed)` for 0/1 labels: in each class c, flip exactly "
+    "round(fraction * n_c) of its n_c labels, chosen at random with `seed`, so the labels stay balanced, the "
+    "same seed flips the same ones and a larger fraction flips a superset of a smaller one (every point of "
+    "the noise curve then differs only in the extra flips).",
 )
 def _ex06_2(fn: Any) -> Feedback:
-    labels = [0, 1] * 10
-    for fraction in (0.0, 0.2, 0.4, 1.0):
+    labels = [0, 1, 0, 0, 1] * 4  # 12 negatives, 8 positives: unbalanced on purpose
+    y = np.asarray(labels)
+    for fraction in (0.0, 0.25, 0.5, 1.0):
         got = np.asarray(call(fn, list(labels), fraction, 0))
         if got.shape != (len(labels),) or not np.isin(got, (0, 1)).all():
             return Feedback(False, "return one 0/1 label per input label.")
-        flipped = int((got != np.asarray(labels)).sum())
-        if flipped != round(fraction * len(labels)):
+        per_class = [int((got != y)[y == c].sum()) for c in (0, 1)]
+        want = [round(fraction * int((y == c).sum())) for c in (0, 1)]
+        if per_class != want:
+            total = sum(per_class) == round(fraction * len(labels))
             return Feedback(
                 False,
-                f"fraction {fraction} of {len(labels)} labels should flip exactly "
-                f"round(fraction * n) of them; yours flipped {flipped}.",
+                f"fraction {fraction}: flip {want[0]} of the 12 negatives and {want[1]} of the 8 positives; "
+                f"yours flipped {per_class[0]} and {per_class[1]}"
+                + (" — the right total, but not the same share of each class." if total else "."),
             )
     first, second = (np.asarray(call(fn, list(labels), 0.4, 0)) for _ in range(2))
     if not np.array_equal(first, second):
