@@ -36,3 +36,18 @@ def test_all_wrong_is_not_a_point():
 def test_bad_counts_named(correct, n):
     with pytest.raises(ValueError, match="wilson_interval needs"):
         wilson_interval(correct, n)
+
+
+def test_plot_accuracies_draws_one_bar_and_one_error_bar_per_accuracy():
+    from helpers.measure.intervals import plot_accuracies
+
+    fig = plot_accuracies({"zero-shot": wilson_interval(13, 20), "few-shot": wilson_interval(20, 20)}, "t")
+    ax = fig.axes[0]
+    assert [round(p.get_width(), 3) for p in ax.patches] == [0.65, 1.0]
+    (bars,) = [c for c in ax.containers if hasattr(c, "has_xerr")]
+    segments = bars.lines[2][0].get_segments()
+    assert [tuple(round(x, 3) for x in (s[0][0], s[1][0])) for s in segments] == [
+        (round(wilson_interval(13, 20).low, 3), round(wilson_interval(13, 20).high, 3)),
+        (round(wilson_interval(20, 20).low, 3), 1.0)]
+    with pytest.raises(ValueError, match="Interval values"):
+        plot_accuracies({"x": 0.5})

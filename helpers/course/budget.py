@@ -125,7 +125,8 @@ def notebook_flops(profile: Profile) -> dict[str, tuple[float, str]]:
         "04": (3 * score_reviews + faq_answers, "zero-shot + few-shot (~2x longer) scoring, FAQ answers: 2*N*tokens"),
         "05": (lora_train + 2 * (score_reviews + 2 * faq_answers),
                "LoRA: ~4*N*D (frozen weights need no weight gradients) + before/after evaluation"),
-        "06": (b_train + b_score + faq_adapt + a_train, "route B LoRA ladder + seeds + noise run + scoring, routes A/A0 (class head); route C is seconds"),
+        "06": (b_train + b_score + faq_adapt + a_train,
+               "route B LoRA ladder + seeds + noise run + scoring, routes A/A0 (class head); route C is seconds"),
         "07": (canary + latency, "canary tuning of the tiny GPT (raw, redacted) + latency generations"),
     }
 

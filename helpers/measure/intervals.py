@@ -7,6 +7,8 @@ An accuracy measured on n examples is a sample: with n = 50 a true 85 % model sc
 its coverage near the nominal 95 % for small n and for accuracies near 0 or 1, where the textbook
 p ± 1.96·sqrt(p(1-p)/n) collapses to a zero-width interval at 0 % and 100 %.
 
+`plot_accuracies` draws several accuracies as bars with their intervals (notebook 04's baselines).
+
 Left out on purpose: intervals for a *difference* of two accuracies on the same examples (McNemar's test
 is the tool for paired predictions), bootstrap intervals, multiple-comparison corrections.
 
@@ -54,3 +56,32 @@ def wilson_interval(correct: int, n: int, z: float = Z_95) -> Interval:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return Interval(correct, n, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def plot_accuracies(named: dict[str, Interval], title: str = "", chance: float | None = 0.5, ax=None):
+    """Horizontal bars, one per accuracy, each with its interval as an error bar and `correct/n` written
+    beside it; a dotted line at `chance` (None: none). Returns the figure (closed, so a notebook shows it once).
+
+        plot_accuracies({"zero-shot": wilson_interval(13, 20), "few-shot": wilson_interval(15, 20)})
+    """
+    import matplotlib.pyplot as plt  # heavy: imported only when a plot is asked for
+
+    if not named or not all(isinstance(v, Interval) for v in named.values()):
+        raise ValueError("named must map labels to Interval values, e.g. {'zero-shot': wilson_interval(13, 20)}")
+    labels, values = list(named), list(named.values())
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 0.55 * len(named) + 1.2))
+    y = list(range(len(values)))[::-1]
+    ax.barh(y, [v.value for v in values], color="#a8c5e0", edgecolor="#1d3557", height=0.6)
+    xerr = [[v.value - v.low for v in values], [v.high - v.value for v in values]]
+    ax.errorbar([v.value for v in values], y, xerr=xerr, fmt="none", ecolor="black", capsize=4, linewidth=1)
+    for yi, v in zip(y, values, strict=True):
+        ax.text(min(v.high + 0.02, 0.98), yi, f"{v.value:.0%} ({v.correct}/{v.n})", va="center", fontsize=8,
+                ha="left" if v.high < 0.85 else "right")
+    if chance is not None:
+        ax.axvline(chance, color="tab:red", linestyle=":", linewidth=1, label=f"chance ({chance:.0%})")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="accuracy (bars: 95 % Wilson interval)", title=title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
