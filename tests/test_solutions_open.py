@@ -289,4 +289,8 @@ def test_07_the_fooling_messages_fool_the_redactor_and_lower_recall_only():
 
 
 def test_07_the_keep_list_saves_every_faq_fact():
-    assert solutions("07").open_exercise_5() == (16, 0)
+    from helpers.instruct.instructions import load_faq
+
+    # the shop's e-mail, or its phone number (six digits or more, the rule fact_in_answer uses for phones)
+    contacts = [i for i in load_faq("train") if "@" in i.key or sum(c.isdigit() for c in i.key) >= 6]
+    assert contacts and solutions("07").open_exercise_5() == (len(contacts), 0)
