@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -49,12 +50,41 @@ def _examples(n: int = 6) -> list[Example]:
 
 def test_faq_files_have_the_documented_shape():
     train, held = instructions.load_faq("train"), instructions.load_faq("heldout")
-    assert (len(train), len(held)) == (240, 60)
+    assert (len(train), len(held)) == (600, 60)
     assert len({i.fact for i in train}) == 30 and {i.fact for i in held} == {i.fact for i in train}
-    assert Counter(i.lang for i in train) == {"en": 120, "it": 120}
-    assert len({i.id for i in train + held}) == 300
+    assert Counter(i.lang for i in train) == {"en": 300, "it": 300}
+    assert set(Counter((i.fact, i.lang) for i in train).values()) == {10}  # 10 phrasings per fact and language
+    assert len({i.id for i in train + held}) == 660
+    assert len({i.question.lower() for i in train}) == 600  # no training question twice
     assert len({i.fact for i in train[:120]}) == 30  # the first 120 rows already cover every fact
+    # prefixes stay stable as phrasings are added (notebook 06 tunes on a prefix): rows 1-120 hold
+    # phrasings 1-2, rows 121-240 phrasings 3-4, rows 241-600 phrasings 5-10
+    phrasing = [int(i.id.rsplit("-", 1)[1]) for i in train]
+    assert set(phrasing[:120]) == {1, 2} and set(phrasing[120:240]) == {3, 4}
+    assert set(phrasing[240:]) == set(range(5, 11))
     assert {i.fact for i in held[:30]} == {i.fact for i in train}  # any 30-prefix covers every fact
+
+
+def _shared_trigrams(question: str, other: str) -> float:
+    """Share of `question`'s word 3-grams (lower case, punctuation dropped) that `other` also has."""
+    def grams(q):
+        words = re.findall(r"[\w']+", q.lower())
+        return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+    mine = grams(question)
+    return len(mine & grams(other)) / max(1, len(mine))
+
+
+def test_heldout_questions_are_not_near_duplicates_of_any_training_question():
+    """A held-out question that is a training question with a word changed measures memory, not
+    generalisation: none may share 80 % or more of its word 3-grams with any training question."""
+    assert _shared_trigrams("What time do you close on a Wednesday?",
+                            "What time do you close on a Wednesday, please?") >= 0.8  # the check can fire
+    assert _shared_trigrams("What time do you close on a Wednesday?", "Saturday hours?") == 0
+    train, held = instructions.load_faq("train"), instructions.load_faq("heldout")
+    near = [(h.id, t.id, round(share, 2)) for h in held for t in train
+            if (share := _shared_trigrams(h.question, t.question)) >= 0.8]
+    assert not near, f"held-out questions too close to training questions: {near}"
 
 
 def test_faq_keys_are_in_answers_and_heldout_questions_are_new():
@@ -103,7 +133,7 @@ def test_from_dataset_reads_instruction_response_columns():
 def test_instruction_dataset_is_faq_plus_sentiment():
     examples = instructions.instruction_dataset(8)
     kinds = Counter(e.source.split(":")[0] for e in examples)
-    assert kinds == {"faq": 240, "reviews": 8}
+    assert kinds == {"faq": 600, "reviews": 8}
     answers = Counter(e.response for e in examples if e.source.startswith("reviews"))
     assert answers == {"positive": 4, "negative": 4}
 

@@ -1,6 +1,6 @@
 """Solutions of the open exercises (notebooks/solutions/*.py, `open_exercise_N`): what is checkable is checked,
 on tiny inputs (a tiny GPT on random ids, the tiny Llama of tiny_llama.py), and the numbers the docstrings
-state that can be recomputed without the 135M model are (16 FAQ answers, 28 %, T = 640, ...).
+state that can be recomputed without the 135M model are (40 FAQ answers, 28 %, T = 640, ...).
 
 Notebook 06's exercises are not covered here (they are being rewritten with the experiment).
 

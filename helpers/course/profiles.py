@@ -80,7 +80,7 @@ class InstructSizes(_Sizes):
     eval_faq: int = 8  # held-out FAQ questions scored (a prefix: 8 facts, English and Italian mixed)
     few_shot: int = 2  # labelled reviews shown in nb04's few-shot prompt (each adds ~90 tokens per prompt)
     max_new_tokens: int = 32  # FAQ answers are one sentence (~25 tokens): room to say it, not to ramble
-    train_sentiment: int = 32  # sentiment instructions in the tuning set (+ all 240 FAQ rows)
+    train_sentiment: int = 32  # sentiment instructions in the tuning set (+ all 600 FAQ rows)
     max_length: int = 256  # tokens per packed row: the longest example (~140) fits, ~2.7 examples per row
     batch_size: int = 4  # rows per step: 4 x 256 tokens, ~4 s per step on 2 quiet cores (bf16)
     max_steps: int = 8  # ci: the loss falls and the answer format is learned; the facts need `cpu`

@@ -45,7 +45,7 @@ class FaqItem:
 
 def load_faq(split: str = "train", n: int | None = None,
              path: str | os.PathLike | None = None) -> list[FaqItem]:
-    """The FAQ's `train` (240 rows) or `heldout` (60 paraphrased questions) split; n = a prefix."""
+    """The FAQ's `train` (600 rows) or `heldout` (60 paraphrased questions) split; n = a prefix."""
     if n is not None:
         count("n", n, 0, "how many rows (a prefix), or None for all of them")
     if path is None:
@@ -132,7 +132,7 @@ def from_dataset(dataset, instruction_column: str = "instruction", response_colu
 
 
 def instruction_dataset(n_sentiment: int, seed: int = 0) -> list[Example]:
-    """The course's tuning set: all 240 FAQ rows + `n_sentiment` review instructions, shuffled (seeded)."""
+    """The course's tuning set: all 600 FAQ rows + `n_sentiment` review instructions, shuffled (seeded)."""
     count("n_sentiment", n_sentiment, 0, "review instructions to add, e.g. 32 (InstructSizes.train_sentiment)")
     count("seed", seed)
     examples = faq_examples(load_faq("train")) + sentiment_examples(labelled_pool(n_sentiment))

@@ -132,8 +132,9 @@ def open_exercise_5(items=None, keep=("+39 0599 417268", "assistenza@zefirobikes
     """FAQ answers whose key fact redaction removes -> (lost without keep, lost with keep).
 
     Answer: every answer whose key fact is the shop's phone number or e-mail address would lose it without a
-    keep list (16 of the 240 training answers when this was written: the customer-service number, in both
-    languages and several phrasings); with the shop's phone number and e-mail on it, none does. A redactor that cannot tell the shop's public contacts from a customer's would
+    keep list (40 of the 600 training answers when this was written: the customer-service number and e-mail,
+    in both languages and several phrasings); with the shop's phone number and e-mail on it, none does. A
+    redactor that cannot tell the shop's public contacts from a customer's would
     erase exactly the facts the tuned model is meant to learn.
     """
     from helpers.deploy.privacy import redact
