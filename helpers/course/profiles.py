@@ -109,7 +109,7 @@ class CompareSizes(_Sizes):
     test_reviews: int = 24  # a prefix of the 1,440 balanced IMDB test reviews; SmolLM2 scores ~8/s on 2 cores
     target_accuracy: float = 0.7  # "examples needed to reach" this in the article's table
     seeds: int = 2  # runs (seeds 0, 1, ...) at each N of seed_n: the verdicts' points
-    seed_n: tuple[int, ...] = (16,)  # N repeated over seeds: A, A0, C at each; route B at the first only
+    seed_n: tuple[int, ...] = (16,)  # N repeated over seeds: route B at the first, A and A0 at the last, C at each
     label_noise: tuple[float, ...] = (0.0, 0.2, 0.4)  # share of each class's training labels flipped
     noise_n: int = 16  # N of the label-noise runs (on the ladder, so the 0 % run is reused)
     clf_lr: float = 3e-3  # routes A/A0 as classifiers (class head, every weight trained)
@@ -180,8 +180,8 @@ PROFILES: dict[str, Profile] = {
         compare=CompareSizes(  # measured plans: docs/research/issue12-recipes.md; budget <= 45 min on 2 cores
             instruction=COURSE_INSTRUCTION, n_ladder=(64, 256, 1024), scratch_extra_n=(4096, 10000),
             test_reviews=500, target_accuracy=0.8, seeds=3, seed_n=(64, 256), noise_n=256,
-            clf_lr=5e-4, clf_lr_random=1e-3, clf_batch_size=32, clf_epochs=2.0, clf_min_steps=100,
-            clf_max_steps=250, scratch_batch_size=8, scratch_epochs=8.0, scratch_min_steps=24,
+            clf_lr=5e-4, clf_lr_random=1e-3, clf_batch_size=32, clf_epochs=2.0, clf_min_steps=60,
+            clf_max_steps=200, scratch_batch_size=8, scratch_epochs=8.0, scratch_min_steps=24,
             scratch_max_steps=160, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=4,
             lora_max_steps=200, faq_train_rows=16, faq_eval_rows=8, faq_steps=16, faq_max_new_tokens=40,
         ),
