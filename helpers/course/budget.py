@@ -180,7 +180,7 @@ class StatedBudget:
 
 
 # ci: about 2x the times measured under nbval on CI's machine size (0.13/0.12/0.08/0.34/0.42/1.21/0.82/
-# 0.40 min from a fresh clone, 2026-11-25; up to 2.1 min for 06 on a loaded machine): 12 min in all.
+# 0.40 min from a fresh clone, 2026-11-25; up to 2.1 min for 06 on a loaded machine): 12 min in all (06: 3.5 since its rebuild, 12.5 in all).
 STATED_BUDGETS: dict[str, StatedBudget] = {  # key: the notebook's number, "00" .. "07"
     # cpu: the measured cpu run (CALIBRATION.cpu_seconds, 2 quiet cores) rounded up with ~20 % headroom
     "00": StatedBudget(ci=0.5, cpu=0.5),
@@ -189,7 +189,9 @@ STATED_BUDGETS: dict[str, StatedBudget] = {  # key: the notebook's number, "00" 
     "03": StatedBudget(ci=1.0, cpu=3.0),
     "04": StatedBudget(ci=1.5, cpu=4.5),
     "05": StatedBudget(ci=3.0, cpu=19.0),
-    "06": StatedBudget(ci=3.0, cpu=8.0),
+    # 06 was rebuilt for issue 12 (four routes on IMDB, 500 test reviews, seeds): its cpu plan has not been
+    # measured whole on a quiet machine yet (a run on the shared machine took > 45 min; see the closing note)
+    "06": StatedBudget(ci=3.5, cpu=None),
     "07": StatedBudget(ci=1.5, cpu=3.0),
 }
 
