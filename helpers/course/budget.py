@@ -180,7 +180,8 @@ class StatedBudget:
 
 
 # ci: about 2x the times measured under nbval on CI's machine size (0.13/0.12/0.08/0.34/0.42/1.21/0.82/
-# 0.40 min from a fresh clone, 2026-11-25; up to 2.1 min for 06 on a loaded machine): 12 min in all (06: 3.5 since its rebuild, 12.5 in all).
+# 0.40 min from a fresh clone, 2026-11-25; up to 2.1 min for 06 on a loaded machine): 12 min in all, 12.5 since
+# 06's rebuild (3.5 min).
 STATED_BUDGETS: dict[str, StatedBudget] = {  # key: the notebook's number, "00" .. "07"
     # cpu: the measured cpu run (CALIBRATION.cpu_seconds, 2 quiet cores) rounded up with ~20 % headroom
     "00": StatedBudget(ci=0.5, cpu=0.5),
