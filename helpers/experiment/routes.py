@@ -80,6 +80,25 @@ def gpt_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return lm_loss(model(batch["input_ids"]), batch["labels"])
 
 
+def train_gpt(model, batches, steps: int, lr: float, warmup: int, name: str, route: str, seed: int, context: int,
+              method_note: str = ""):
+    """Train our GPT (or its classifier) on ready batch dicts through the one loop, FLOPs counted at `context`
+    (attention at the full context, as pretraining counts them) -> the loop's RunRecord."""
+    flops = training_flops_per_token(model, seq_len=context)
+    config = TrainConfig(
+        max_steps=steps,
+        lr=lr,
+        warmup_steps=max(1, warmup),
+        name=name,
+        route=route,
+        seed=seed,
+        progress=False,
+        flops_per_token=flops.per_token,
+        flops_method=flops.method + method_note,
+    )
+    return train(model, ListBatches(batches, shuffle=True, seed=seed), config, loss_fn=gpt_loss)
+
+
 class ScratchRoute:
     """Routes A and A0: our tokenizer and GPT, every weight trained through the loop.
 
@@ -114,19 +133,8 @@ class ScratchRoute:
         steps = steps or self.recipe.steps(len(batches))
         model = model if model is not None else self.fresh_model()
         # counted as pretraining counts (attention at the full context), so route A's own compute adds up
-        flops = training_flops_per_token(model, seq_len=self.context)
-        config = TrainConfig(
-            max_steps=steps,
-            lr=self.recipe.lr,
-            warmup_steps=max(1, steps // 10),
-            name=name,
-            route=self.route,
-            seed=self.seed,
-            progress=False,
-            flops_per_token=flops.per_token,
-            flops_method=flops.method,
-        )
-        record = train(model, ListBatches(batches, shuffle=True, seed=self.seed), config, loss_fn=gpt_loss)
+        record = train_gpt(model, batches, steps, self.recipe.lr, steps // 10, name, self.route, self.seed,
+                           self.context)
         record.extra.update(
             {
                 "examples_used": len(report.examples),
@@ -256,19 +264,8 @@ class ClassifierRoute:
         batches = class_batches(self.ids(data.texts), data.labels, self.eot, self.recipe.batch_size, data.seed)
         steps = self.recipe.steps(len(batches))
         model = self.fresh_model(data.seed)
-        flops = training_flops_per_token(model, seq_len=self.config.block_size)
-        config = TrainConfig(
-            max_steps=steps,
-            lr=self.recipe.lr,
-            warmup_steps=max(1, steps // 20),
-            name=name,
-            route=self.route,
-            seed=data.seed,
-            progress=False,
-            flops_per_token=flops.per_token,
-            flops_method=flops.method + " (class head; the unused LM head left out)",
-        )
-        record = train(model, ListBatches(batches, shuffle=True, seed=data.seed), config, loss_fn=gpt_loss)
+        record = train_gpt(model, batches, steps, self.recipe.lr, steps // 20, name, self.route, data.seed,
+                           self.config.block_size, " (class head; the unused LM head left out)")
         record.extra["batches_per_epoch"] = len(batches)
         return model.eval(), record
 
