@@ -429,3 +429,19 @@ def test_the_instruction_is_part_of_the_test_sets_identity(chat_tok):
     assert a.labels == b.labels and a.name != b.name and b.prompt == crop_b.prompt
     with pytest.raises(ValueError, match="another instruction"):
         sentiment.sentiment_task(4, crop_a, prompt="Sentiment?\n\n{review}")
+
+
+def test_answer_logprobs_precision_is_checked_and_auto_follows_the_training_policy():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=32, block_size=24, n_layer=1, n_head=2, n_embd=16)).eval()
+    prompts, answers = [[1, 2, 3], [4, 5, 6, 7]], [[5], [9]]
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'auto'.*'bf17'"):
+        answer_scoring.answer_logprobs(model, prompts, answers, precision="bf17")
+    fp32 = answer_scoring.answer_logprobs(model, prompts, answers, precision="fp32")
+    auto = answer_scoring.answer_logprobs(model, prompts, answers, precision="auto")
+    # bf16 keeps ~3 significant digits: the same log-probabilities to within its rounding, never equal by chance
+    torch.testing.assert_close(auto, fp32, atol=0.05, rtol=0)
+    from helpers.core.device import precision_policy
+
+    if precision_policy("cpu").autocast_dtype is not None:
+        assert not torch.equal(auto, fp32), "auto on a bf16 CPU must score in bf16"

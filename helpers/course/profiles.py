@@ -182,7 +182,7 @@ PROFILES: dict[str, Profile] = {
         compare=CompareSizes(  # measured plans: docs/research/issue12-recipes.md; budget <= 45 min on 2 cores
             instruction=COURSE_INSTRUCTION, n_ladder=(64, 256, 1024), scratch_extra_n=(4096, 10000),
             test_reviews=500, target_accuracy=0.8, seeds=3, seed_n=(64, 256), noise_n=256,
-            clf_lr=5e-4, clf_lr_random=1e-3, clf_batch_size=32, clf_epochs=2.0, clf_min_steps=60,
+            clf_lr=5e-4, clf_lr_random=1e-3, clf_batch_size=32, clf_epochs=4.0, clf_min_steps=60,
             clf_max_steps=200, scratch_batch_size=8, scratch_epochs=8.0, scratch_min_steps=24,
             scratch_max_steps=160, lora_lr=1e-3, lora_batch_size=8, lora_epochs=1.0, lora_min_steps=4,
             lora_max_steps=200, faq_train_rows=16, faq_eval_rows=8, faq_steps=16, faq_max_new_tokens=40,

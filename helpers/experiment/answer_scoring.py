@@ -13,6 +13,7 @@ word; with the course tokenizers, one token each).
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from helpers.core.device import precision_policy
+from helpers.core.loop_parts import autocast
 from helpers.experiment.sentiment import ANSWERS, SentimentTask, task_examples
 from helpers.instruct import templates
 from helpers.instruct.scoring import prompt_ids, score_sentiment
@@ -30,11 +33,31 @@ def _logits(model, ids: torch.Tensor) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else out  # transformers object, or our GPT's tensor
 
 
+def _kept_logits(model, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Logits at positions `keep` (B, L) of each row only: (B, L, V).
+
+    A transformers model projects just those positions onto its vocabulary (`logits_to_keep`): for
+    SmolLM2 the 49,152-word LM head and its softmax over every position of a 150-token prompt were most of
+    the scoring time. Other models (our GPT) compute every position and we pick."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper passes it on
+    if "logits_to_keep" in inspect.signature(base.forward).parameters:
+        return model(ids, logits_to_keep=keep).logits
+    return torch.take_along_dim(_logits(model, ids), keep[..., None], dim=1)
+
+
 @torch.no_grad()
 def answer_logprobs(
-    model, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[int]], batch_size: int = 8
+    model,
+    prompts: Sequence[Sequence[int]],
+    answers: Sequence[Sequence[int]],
+    batch_size: int = 8,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """log p(answer | prompt) summed over the answer's tokens, for every prompt and answer: (P, A).
+
+    `precision`: "fp32", or "auto" for the device's training policy (`helpers.core.device.precision_policy`:
+    bf16 autocast on a CPU or GPU with native bf16, as the loop trains). Measured on 64 IMDB prompts with
+    SmolLM2 on 2 cores: bf16 scores ~2x faster, and 3 % of the predictions (margins near 0) flip.
 
     Sequences are right-padded, which needs no attention mask in a causal model: a real position never
     attends to the padding after it. When every answer is one token, one forward pass per prompt reads
@@ -51,6 +74,9 @@ def answer_logprobs(
     seqs = [list(prompts[p]) + ([] if a is None else list(answers[a])) for p, a in jobs]
     out = torch.zeros(len(prompts), len(answers), dtype=torch.float64)
     device = next(model.parameters()).device
+    if precision not in ("fp32", "auto"):
+        raise ValueError(f"precision must be 'fp32' or 'auto' (the device's training policy), got {precision!r}")
+    dtype = None if precision == "fp32" else precision_policy(device).autocast_dtype
     was_training = model.training
     model.eval()
     order = sorted(range(len(jobs)), key=lambda j: len(seqs[j]))  # similar lengths share a batch
@@ -60,15 +86,20 @@ def answer_logprobs(
         x = torch.zeros(len(chunk), T, dtype=torch.long)
         for row, j in enumerate(chunk):
             x[row, : len(seqs[j])] = torch.tensor(seqs[j])
-        logp = torch.log_softmax(_logits(model, x.to(device)).float(), dim=-1).cpu()  # (B, T, V)
+        # the positions each row reads: the prompt's last one (and one per further answer token)
+        reads = [1 if jobs[j][1] is None else len(answers[jobs[j][1]]) for j in chunk]
+        keep = torch.tensor([[len(prompts[jobs[j][0]]) - 1 + min(i, k - 1) for i in range(max(reads))]
+                             for j, k in zip(chunk, reads, strict=True)])
+        with autocast(device, dtype):
+            kept = _kept_logits(model, x.to(device), keep.to(device))
+        logp = torch.log_softmax(kept.float(), dim=-1).cpu()
         for row, j in enumerate(chunk):
             p, a = jobs[j]
-            n_prompt = len(prompts[p])
             if a is None:  # every answer is one token: read them all after the prompt's last token
-                out[p] = logp[row, n_prompt - 1, [ans[0] for ans in answers]].double()
+                out[p] = logp[row, 0, [ans[0] for ans in answers]].double()
             else:
                 targets = torch.tensor(answers[a])  # (n,)
-                picked = logp[row, n_prompt - 1 : n_prompt - 1 + len(targets)].gather(-1, targets[:, None])
+                picked = logp[row, : len(targets)].gather(-1, targets[:, None])
                 out[p, a] = float(picked.sum())
     model.train(was_training)
     return out
@@ -98,11 +129,12 @@ class Scored:
     seconds: float
 
 
-def score_task(model, tokenizer, task: SentimentTask, batch_size: int = 8) -> Scored:
-    """Accuracy of `model` on `task` by constrained log-likelihood (see the module docstring)."""
+def score_task(model, tokenizer, task: SentimentTask, batch_size: int = 8, precision: str = "auto") -> Scored:
+    """Accuracy of `model` on `task` by constrained log-likelihood (see the module docstring), in the
+    precision the model was trained in ("auto": the device's policy) unless told "fp32"."""
     start = time.perf_counter()
     examples = task_examples(task.texts, task.labels, task.prompt)
-    lp = answer_logprobs(model, prompt_ids(tokenizer, examples), answer_ids(tokenizer), batch_size)  # (P, 2)
+    lp = answer_logprobs(model, prompt_ids(tokenizer, examples), answer_ids(tokenizer), batch_size, precision)
     pred = lp.argmax(dim=1).numpy()
     acc = float((pred == np.asarray(task.labels)).mean())
     return Scored(acc, pred, (lp[:, 1] - lp[:, 0]).numpy(), time.perf_counter() - start)
