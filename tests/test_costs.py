@@ -361,3 +361,27 @@ def test_a_run_without_flops_is_shown_as_not_counted_never_zero(simple):
     fig = ledger.plot(simple, "box", columns=("flops",))
     assert "not counted" in [t.get_text() for t in fig.axes[0].texts]
     assert math.isnan(compare([make_record("a"), uncounted], "accuracy").loc["b", "flops"])
+
+
+def test_this_machine_is_priced_as_what_it_is(monkeypatch):
+    """Issue 16: 2 cores of a server were priced with a laptop's 28 W. By default 'this machine' takes its
+    CPU class's share for its cores (the loop's energy figure) and the rent of as many vCPUs."""
+    from helpers.core import power
+    from helpers.measure import money
+    from helpers.measure.assumptions import CLOUD_PER_VCPU_HOUR, DEFAULT_ASSUMPTIONS
+
+    monkeypatch.setattr(money, "this_cpu_name", lambda: "AMD EPYC 9654 96-Core Processor")
+    monkeypatch.setattr(money, "this_machine_has_battery", lambda: False)
+    here = reference_machines(measured_flops_per_s=1e11, measured_mfu=0.2, cores=2)[0]
+    per_core = power.POWER_FIGURES["cpu-server"].watts / power.POWER_FIGURES["cpu-server"].cores
+    assert here.power_w == pytest.approx(2 * per_core)  # 7.5 W, not 28 W
+    assert here.cloud_eur_per_hour == pytest.approx(2 * DEFAULT_ASSUMPTIONS.eur(CLOUD_PER_VCPU_HOUR))
+    assert "cpu-server" in here.source and "2 vCPU" in here.source
+    # energy per device-hour agrees with the training loop's estimate for the same cores
+    kwh, _ = power.estimate_energy("cpu", 3600, cores=2, cpu_name="AMD EPYC 9654 96-Core Processor")
+    assert kwh * 1000 == pytest.approx(here.power_w)
+    # an explicit device row still wins
+    laptop = reference_machines(1e11, 0.2, local_key="cpu-laptop")[0]
+    assert laptop.power_w == power.POWER_FIGURES["cpu-laptop"].watts
+    with pytest.raises(ValueError, match="cores must be a whole number >= 1, got 0"):
+        reference_machines(1e11, 0.2, cores=0)

@@ -151,15 +151,25 @@ def estimate_energy(
         how += f" x {seconds:.1f} s; figure: {key} board power ({fig.source}, {fig.date}); GPU "
         how += f"{gpu_name or 'name unknown'}, board only"
     else:
-        key, why = cpu_class(cpu_name, has_battery)
-        fig = POWER_FIGURES[key]
-        used = cores * processes
-        watts = min(fig.watts, fig.per_core() * used)
-        capped = " (capped at the whole chip)" if watts == fig.watts and fig.per_core() * used > fig.watts else ""
-        how = (f"{watts:,.4g} W = {used} core(s) x {fig.per_core():.3g} W per core{capped} x {seconds:.1f} s; "
-               f"figure: {key} = {fig.watts:g} W / {fig.cores} cores ({fig.source}; {fig.cores_source}; "
-               f"{fig.date}); class: {why}")
+        watts, _, share = cpu_watts(cores * processes, cpu_name, has_battery)
+        head, _, tail = share.partition("; figure: ")
+        how = f"{head} x {seconds:.1f} s; figure: {tail}"
     return watts * seconds / 3.6e6, f"estimated: {how}"
+
+
+def cpu_watts(cores: int, cpu_name: str | None, has_battery: bool | None) -> tuple[float, str, str]:
+    """(watts, class key, how) of `cores` cores of a CPU: its class's share per core times the cores, at most
+    the whole chip. cpu_watts(2, "AMD EPYC 9654", None) -> (7.5, "cpu-server", "7.5 W = 2 core(s) x ...")."""
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise ValueError(f"cores must be a whole number >= 1, got {cores!r}: e.g. torch.get_num_threads()")
+    key, why = cpu_class(cpu_name, has_battery)
+    fig = POWER_FIGURES[key]
+    watts = min(fig.watts, fig.per_core() * cores)
+    capped = " (capped at the whole chip)" if watts == fig.watts and fig.per_core() * cores > fig.watts else ""
+    how = (f"{watts:,.4g} W = {cores} core(s) x {fig.per_core():.3g} W per core{capped}; "
+           f"figure: {key} = {fig.watts:g} W / {fig.cores} cores ({fig.source}; {fig.cores_source}; "
+           f"{fig.date}); class: {why}")
+    return watts, key, how
 
 
 def energy_of(meter, device: str, seconds: float, cores: int = 1, gpu_name: str | None = None,

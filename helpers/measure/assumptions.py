@@ -74,6 +74,8 @@ def _power(key: str) -> Assumption:
 
 
 _M7I = "AWS EC2 on-demand m7i, us-east-1, $0.0504 per vCPU-hour (aws.amazon.com/ec2/pricing)"
+# Renting a given number of CPU cores (money.reference_machines: "this machine" as the cores it has)
+CLOUD_PER_VCPU_HOUR = Assumption(0.0504, "USD/h", _M7I + ": one vCPU", "2024")
 
 DEVICES: dict[str, DeviceCosts] = {
     "cpu-laptop": DeviceCosts(

@@ -19,14 +19,16 @@ References: Hoffmann et al. 2022 (Chinchilla, arXiv:2203.15556) for D ≈ 20·N.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from helpers.core.checks import instance, non_empty, number, text
+from helpers.core.power import cpu_watts, this_cpu_name, this_machine_has_battery
 from helpers.core.records import RunRecord
-from helpers.measure.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
+from helpers.measure.assumptions import CLOUD_PER_VCPU_HOUR, DEFAULT_ASSUMPTIONS, Assumptions
 from helpers.measure.flops import CHINCHILLA_TOKENS_PER_PARAM, full_training_flops
 
 HOURS_PER_YEAR = 24 * 365  # 8760: the amortisation period is counted in calendar hours
@@ -182,12 +184,19 @@ class Machine:
 def reference_machines(
     measured_flops_per_s: float | None = None,
     measured_mfu: float | None = None,
-    local_key: str = "cpu-laptop",
+    local_key: str | None = None,
     assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
     gpu_keys: Sequence[str] = ("gpu-a100", "gpu-h100"),
+    cores: int | None = None,
 ) -> list[Machine]:
     """This machine (measured peak and MFU from a run, if given) plus data-centre GPUs at their stated
-    peak bf16 FLOP/s and the assumed data-centre MFU."""
+    peak bf16 FLOP/s and the assumed data-centre MFU.
+
+    This machine's power and rent: with `local_key` (e.g. "cpu-laptop"), that device row of `assumptions`;
+    by default, what this machine is: its CPU class's power share for its `cores` (default: the CPUs this
+    process sees; `helpers.core.power.cpu_watts`, the figure the training loop's energy estimate uses) and
+    the rent of as many cloud vCPUs (`CLOUD_PER_VCPU_HOUR`). So 2 cores of a server are not priced as a laptop.
+    """
     if measured_flops_per_s is not None:
         _check_positive("measured_flops_per_s", measured_flops_per_s, "the matmul peak notebook 00 measured")
     if measured_mfu is not None:
@@ -196,19 +205,29 @@ def reference_machines(
     if isinstance(gpu_keys, str):
         raise TypeError(f"gpu_keys must be a list of device keys, got the string {gpu_keys!r}: write "
                         f"({gpu_keys!r},)")
+    if cores is not None and (isinstance(cores, bool) or not isinstance(cores, int) or cores < 1):
+        raise ValueError(f"cores must be a whole number >= 1, got {cores!r}: the CPU cores this machine has")
     machines = []
     if measured_flops_per_s is not None:
-        dev = assumptions.device(local_key)
         mfu = measured_mfu if measured_mfu is not None else 1.0
+        if local_key is not None:
+            dev = assumptions.device(local_key)
+            power, power_source = dev.power_w.value, dev.power_w.source
+            rent = None if dev.cloud_per_hour is None else assumptions.eur(dev.cloud_per_hour)
+        else:
+            n = cores or os.cpu_count() or 1
+            power, _, power_source = cpu_watts(n, this_cpu_name(), this_machine_has_battery())
+            rent = assumptions.eur(CLOUD_PER_VCPU_HOUR) * n
+            power_source += f"; rent: {n} vCPU x {CLOUD_PER_VCPU_HOUR.source}"
         machines.append(
             Machine(
                 "this machine (measured)",
                 measured_flops_per_s,
                 mfu,
-                dev.power_w.value,
-                None if dev.cloud_per_hour is None else assumptions.eur(dev.cloud_per_hour),
+                power,
+                rent,
                 f"measured matmul peak, MFU {'of the run' if measured_mfu else '1.0 (no run given)'}, "
-                f"power: {dev.power_w.source}",
+                f"power: {power_source}",
             )
         )
     for key in gpu_keys:
