@@ -67,12 +67,12 @@ class Calibration:
 # order from an empty artifacts folder under COURSE_PROFILE=cpu (python -m helpers.course.run_notebooks), on 2 CPU
 # cores (CI's machine size). 04 was run after 05 (its first attempt failed on a module edited mid-run).
 CALIBRATION = Calibration(
-    ci_seconds={"00": 15, "01": 16, "02": 11, "03": 42, "04": 53, "05": 117, "06": 87, "07": 94},
+    ci_seconds={"00": 13, "01": 11, "02": 8, "03": 31, "04": 42, "05": 94, "06": 113, "07": 91},
     cpu_seconds={"00": 18, "01": 18, "02": 14, "03": 255, "04": 254, "05": 903, "06": 3632, "07": 333},
     peak_flops=500.3e9,  # bf16, notebook 00's cpu run of 2026-12-01 (its ci run that day: 923 GFLOP/s)
-    source="ci: nbval in a fresh-clone make test, 2026-12-01 (2 cores, niced beside 06's cpu run); cpu: the "
+    source="ci: nbval in a fresh-clone make test, 2026-11-30 (2 cores shared with 06's cpu run); cpu: the "
            "in-order cpu run of 2026-12-01 for the committed outputs (2 cores; 06 shared them with a niced make "
-           "test for ~33 of its 61 min): ci 7.3 min, cpu 90.5 min in all",
+           "test for ~33 of its 61 min): ci 6.7 min, cpu 90.5 min in all",
 )
 
 
