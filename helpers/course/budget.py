@@ -70,9 +70,9 @@ CALIBRATION = Calibration(
     ci_seconds={"00": 13, "01": 11, "02": 8, "03": 31, "04": 42, "05": 94, "06": 113, "07": 91},
     cpu_seconds={"00": 18, "01": 18, "02": 14, "03": 255, "04": 254, "05": 903, "06": 3632, "07": 333},
     peak_flops=500.3e9,  # bf16, notebook 00's cpu run of 2026-12-01 (its ci run that day: 923 GFLOP/s)
-    source="ci: nbval in a fresh-clone make test, 2026-11-30 (2 cores shared with 06's cpu run); cpu: the "
-           "in-order cpu run of 2026-12-01 for the committed outputs (2 cores; 06 shared them with a niced make "
-           "test for ~33 of its 61 min): ci 6.7 min, cpu 90.5 min in all",
+    # (printed by notebook 00 as written; of the cpu run, 06 shared the cores with a niced make test ~33 of 61 min)
+    source="ci: nbval in a fresh-clone make test, 2026-11-30 (2 shared cores); cpu: the in-order cpu run of "
+           "2026-12-01 for the committed outputs (2 cores, mostly quiet): ci 6.7 min, cpu 90.5 min in all",
 )
 
 
